@@ -1,0 +1,1 @@
+"""Batched, masked entropic partial optimal transport and the PVLA loss."""

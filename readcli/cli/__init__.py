@@ -1,0 +1,12 @@
+"""Command-line interface (Typer + rich). The only layer that prints."""
+
+from __future__ import annotations
+
+from readcli.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    """Entry point of the `readcli` script and `python -m readcli`."""
+    app()

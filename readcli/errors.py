@@ -1,0 +1,42 @@
+"""Typed errors. Library code raises these; the CLI's one error boundary turns them into one line.
+
+Every message names the bad value and what would be valid, so a user can fix the input without
+reading a traceback.
+"""
+
+from __future__ import annotations
+
+
+class ReadcliError(Exception):
+    """Base class: a problem with the user's input or environment, reported as one line, exit 1."""
+
+    exit_code: int = 1
+
+
+class InvalidValueError(ReadcliError, ValueError):
+    """An option or argument outside its valid range or set of choices."""
+
+
+class InputFileError(ReadcliError):
+    """A file that is missing, unreadable, malformed, or has the wrong content."""
+
+
+class BundleError(ReadcliError):
+    """An adapter bundle that does not fit the backbone, or is corrupt."""
+
+
+class CheckpointError(ReadcliError):
+    """A backbone checkpoint that cannot be loaded safely or does not match its architecture."""
+
+
+class OfflineError(ReadcliError):
+    """Something needs the network (a model hub), which is not reachable; the message says what to do."""
+
+
+class TrainingError(ReadcliError):
+    """Training cannot go on (a non-finite loss, an empty training set)."""
+
+
+def choices_text(choices: object) -> str:
+    """Render valid choices for an error message: 'a, b, c'."""
+    return ", ".join(str(c) for c in choices)  # type: ignore[attr-defined]

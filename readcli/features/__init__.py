@@ -1,0 +1,1 @@
+"""Video decoding, CLIP image and token-level text features, and the feature-file format."""

@@ -1,0 +1,1 @@
+"""The training loop: trainable parameters only, mixed precision, evaluation, atomic checkpoints, resume."""
