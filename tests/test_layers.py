@@ -60,8 +60,10 @@ def test_cli_modules_import_no_heavy_library_at_top_level() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 mods = [node.module]
             for mod in mods:
-                if mod.split(".")[0] in heavy or mod.startswith("readcli.") and not mod.startswith(
-                    ("readcli.cli", "readcli.errors")
+                if (
+                    mod.split(".")[0] in heavy
+                    or mod.startswith("readcli.")
+                    and not mod.startswith(("readcli.cli", "readcli.errors"))
                 ):
                     violations.append(f"{path.relative_to(PACKAGE.parent)}: top-level import of {mod}")
     assert not violations, "\n".join(violations)

@@ -16,7 +16,9 @@ from readcli.training.loop import EvalOutput, StepOutput, TrainSettings, batches
 class ToyTask:
     """Noisy linear regression with dropout, so both data order and RNG state matter."""
 
-    def __init__(self, n: int = 40, fail_at: tuple[int, int] | None = None, nan_at: int | None = None) -> None:
+    def __init__(
+        self, n: int = 40, fail_at: tuple[int, int] | None = None, nan_at: int | None = None
+    ) -> None:
         gen = torch.Generator().manual_seed(0)
         self.x = torch.randn(n, 8, generator=gen)  # (N, 8)
         self.y = self.x @ torch.randn(8, 1, generator=gen) + 0.1 * torch.randn(n, 1, generator=gen)

@@ -1,4 +1,4 @@
-"""Training checkpoints: trainable tensors, optimiser state and loop state, saved so a kill never corrupts them.
+"""Training checkpoints: trainable tensors, optimiser and loop state, saved so a kill never corrupts them.
 
 Layout inside a run directory:
 
@@ -83,9 +83,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return target if target.is_dir() else None
 
 
-def load_checkpoint(
-    checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
-) -> LoopState:
+def load_checkpoint(checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> LoopState:
     """Restore trainable tensors, optimiser state and loop state; refuse a checkpoint that does not fit."""
     try:
         tensors = load_file(str(checkpoint / "trainable.safetensors"))
