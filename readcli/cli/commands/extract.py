@@ -1,0 +1,104 @@
+"""`readcli extract`: CLIP video (and query) features into a folder, with progress and a summary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from readcli.cli.common import console, err_console, error_boundary, report_error
+
+
+class _Renderer:
+    """Turns pipeline progress events into rich bars (overall and per video) and failure lines."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.overall = progress.add_task("overall", total=None)
+        self.current: Any = None
+        self.current_name = ""
+
+    def __call__(self, event: Any) -> None:
+        kind = type(event).__name__
+        if kind == "Planned":
+            self.progress.update(self.overall, total=event.todo + event.skipped + event.failed_early)
+        elif kind == "ItemProgress":
+            if event.name != self.current_name:
+                if self.current is not None:
+                    self.progress.remove_task(self.current)
+                self.current = self.progress.add_task(event.name, total=event.total)
+                self.current_name = event.name
+            self.progress.update(self.current, completed=event.done, total=event.total)
+        elif kind == "ItemFinished":
+            self.progress.advance(self.overall)
+            if event.outcome.status == "failed":
+                report_error(event.outcome.reason or "failed")
+
+
+def _summary(result: Any) -> Table:
+    table = Table(title=f"extract -> {result.out_dir}", show_edge=False)
+    for column in ("status", "videos", "queries"):
+        table.add_column(column, justify="right" if column != "status" else "left")
+    for status in ("done", "skipped", "failed"):
+        videos = sum(o.status == status and o.kind == "video" for o in result.outcomes)
+        queries = sum(o.status == status and o.kind == "query" for o in result.outcomes)
+        table.add_row(status, str(videos), str(queries))
+    return table
+
+
+def _as_json(result: Any) -> str:
+    return json.dumps(
+        {
+            "out_dir": str(result.out_dir),
+            "encoder": asdict(result.encoder),
+            "shard": str(result.shard) if result.shard else None,
+            "seconds": round(result.seconds, 3),
+            "outcomes": [asdict(o) for o in result.outcomes],
+        },
+        indent=2,
+    )
+
+
+@error_boundary
+def extract(
+    out: Annotated[Path, typer.Option("--out", help="Folder for {name}.npz / qid{qid}.npz and their .json.")],
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="Video files, directories (searched recursively) or globs.")
+    ] = None,
+    queries: Annotated[Path | None, typer.Option(help="A jsonl of {qid, query} rows to encode.")] = None,
+    clip_model: Annotated[str, typer.Option(help="An open_clip model name.")] = "ViT-B-32",
+    clip_weights: Annotated[
+        str, typer.Option(help="'openai' (needs the network) or a weights file.")
+    ] = "openai",
+    clip_len: Annotated[float, typer.Option(help="Seconds per clip; one feature row per clip.")] = 2.0,
+    shard: Annotated[str | None, typer.Option(help="I/N: this machine's share, I in 0..N-1.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Frames per CLIP forward pass.")] = 32,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON, not a table.")] = False,
+) -> None:
+    """Extract CLIP features per clip of each video (and per query token), resumable and shardable."""
+    from readcli.pipelines.extract import ExtractRequest, run
+
+    request = ExtractRequest(
+        tuple(paths or ()), out, clip_model, clip_weights, clip_len, batch_size, device, shard, queries
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    # Bars only on a terminal: rich drops a transient display's output when stderr is a file or pipe.
+    live = err_console.is_terminal
+    with Progress(*columns, console=err_console, transient=True, disable=not live) as progress:
+        result = run(request, progress=_Renderer(progress))
+    if as_json:
+        typer.echo(_as_json(result))
+    else:
+        console.print(_summary(result))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("extract")(extract)
