@@ -124,7 +124,7 @@ def test_unknown_option_is_refused_by_name() -> None:
         ({"position_embedding": "learned"}, "position_embedding='learned' is not supported"),
         ({"span_loss_type": "giou"}, "span_loss_type='giou'.*l1, ce"),
         ({"hidden_dim": 30, "nheads": 4}, "hidden_dim=30"),
-        ({"enc_layers": True}, "enc_layers=True: expected a int"),
+        ({"enc_layers": True}, "enc_layers=True: expected type int"),
     ],
 )
 def test_bad_option_values_name_the_value(changes: dict[str, object], message: str) -> None:

@@ -87,7 +87,7 @@ class MomentDETRConfig:
             value = getattr(self, f.name)
             expected = _FIELD_TYPES[str(f.type)]
             if isinstance(value, bool) != (f.type == "bool") or not isinstance(value, expected):
-                raise InvalidValueError(f"Moment-DETR option {f.name}={value!r}: expected a {f.type}")
+                raise InvalidValueError(f"Moment-DETR option {f.name}={value!r}: expected type {f.type}")
         for name in ("hidden_dim", "nheads", "enc_layers", "dec_layers", "dim_feedforward", "num_queries",
                      "v_feat_dim", "t_feat_dim", "max_q_l", "max_v_l", "contrastive_hdim"):  # fmt: skip
             if getattr(self, name) < 1:
