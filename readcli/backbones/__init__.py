@@ -1,1 +1,28 @@
-"""Backbones: Moment-DETR, UMT and vision-guided BART/T5, with a registry of presets."""
+"""Backbones: Moment-DETR, UMT and vision-guided BART/T5, with a registry of presets.
+
+Names are imported on first use, so importing this package does not load torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "load_backbone": "readcli.backbones.registry",
+    "save_backbone": "readcli.backbones.registry",
+    "build_backbone": "readcli.backbones.registry",
+    "PRESETS": "readcli.backbones.registry",
+    "MomentDETR": "readcli.backbones.moment_detr",
+    "MomentDETRConfig": "readcli.backbones.moment_detr_config",
+    "tiny_moment_detr_config": "readcli.backbones.moment_detr_config",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'readcli.backbones' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
