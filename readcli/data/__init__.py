@@ -1,1 +1,46 @@
-"""Dataset readers (QVHighlights-style jsonl, YouTube Highlights, TVSum, How2) and collation with masks."""
+"""Dataset readers (QVHighlights-style jsonl, YouTube Highlights, TVSum, How2) and collation with masks.
+
+Only `readcli.data.collate` imports torch; the public names below load on first use. The layouts,
+targets and choices are documented in docs/data.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "FeatureMissingError": "readcli.data.errors",
+    "EmptyDatasetError": "readcli.data.errors",
+    "MomentAnnotation": "readcli.data.annotations",
+    "load_annotations": "readcli.data.readers",
+    "select_domain": "readcli.data.highlights",
+    "split_by_domain": "readcli.data.highlights",
+    "StreamSpec": "readcli.data.spec",
+    "VideoFeatureSpec": "readcli.data.spec",
+    "DatasetLayout": "readcli.data.layout",
+    "open_layout": "readcli.data.layout",
+    "load_grounding_split": "readcli.data.grounding",
+    "LoadedSplit": "readcli.data.grounding",
+    "SplitReport": "readcli.data.grounding",
+    "MomentDataset": "readcli.data.moments",
+    "MomentItem": "readcli.data.moments",
+    "select_subset": "readcli.data.subset",
+    "How2Limits": "readcli.data.how2",
+    "How2Dataset": "readcli.data.how2",
+    "load_how2_split": "readcli.data.how2",
+    "MomentBatch": "readcli.data.collate",
+    "collate_moments": "readcli.data.collate",
+    "SummaryBatch": "readcli.data.collate",
+    "collate_summaries": "readcli.data.collate",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'readcli.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -1,0 +1,168 @@
+"""Load one split of a grounding or highlight dataset directory into a ready `MomentDataset`.
+
+Order of operations (each documented in docs/data.md): read and validate the annotations; keep one
+domain (YouTube Highlights, TVSum); draw the low-resource subset; check every needed feature file
+(headers only) and drop or refuse rows whose files are missing; build the feature spec from
+defaults < manifest < overrides, with widths read from the files; check it against the spec a
+bundle was trained with.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from readcli.data.annotations import MomentAnnotation
+from readcli.data.errors import EmptyDatasetError, FeatureMissingError
+from readcli.data.features import FeatureReader, scan_features
+from readcli.data.highlights import select_domain
+from readcli.data.layout import DatasetLayout, open_layout
+from readcli.data.moments import MomentDataset
+from readcli.data.readers import load_annotations
+from readcli.data.spec import StreamSpec, VideoFeatureSpec
+from readcli.data.subset import select_subset
+from readcli.errors import InputFileError, InvalidValueError, choices_text
+
+logger = logging.getLogger(__name__)
+
+FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
+    # official Moment-DETR settings for QVHighlights
+    "qvhighlights": {"clip_len": 2.0, "max_v_l": 75, "max_q_l": 32, "tef": True, "normalize_text": True},
+    # UMT reads whole videos; YouTube clips are 100 frames with 50 % overlap, so clip_len is nominal
+    "youtube_highlights": {
+        "clip_len": 2.0,
+        "max_v_l": None,
+        "max_q_l": 32,
+        "tef": True,
+        "normalize_text": True,
+    },
+    "tvsum": {"clip_len": 2.0, "max_v_l": None, "max_q_l": 32, "tef": True, "normalize_text": True},
+}
+OVERRIDABLE = ("clip_len", "tef", "normalize_text", "normalize_video", "max_v_l", "max_q_l")
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    """What loading a split did: rows read, kept, and dropped for missing feature files."""
+
+    split: str
+    rows_in_file: int
+    rows_used: int
+    skipped: tuple[str, ...]  # "qid 12: no text feature file ..." per dropped row
+
+    @property
+    def skipped_count(self) -> int:
+        return len(self.skipped)
+
+
+@dataclass(frozen=True)
+class LoadedSplit:
+    dataset: MomentDataset
+    spec: VideoFeatureSpec
+    report: SplitReport
+
+
+def load_grounding_split(
+    data: str | Path | DatasetLayout,
+    split: str,
+    *,
+    video_streams: Sequence[str] | None = None,
+    expected_spec: VideoFeatureSpec | None = None,
+    spec_overrides: Mapping[str, Any] | None = None,
+    domain: str | None = None,
+    samples: int | None = None,
+    seed: int = 0,
+    skip_missing: bool = False,
+    require_labels: bool = True,
+    max_windows: int = 5,
+    progress: Callable[[int], None] | None = None,
+) -> LoadedSplit:
+    """One split of DIR as a dataset, its feature spec, and a report (the CLI prints skipped_count)."""
+    layout = data if isinstance(data, DatasetLayout) else open_layout(data, video_streams=video_streams)
+    path = layout.split_file(split)
+    annotations = load_annotations(path, fmt=layout.format)
+    rows_in_file = len(annotations)
+    if domain is not None:
+        if annotations[0].domain is None:
+            raise InvalidValueError(
+                f"--domain {domain!r} given, but {path} has no domains (it is not a highlight dataset)"
+            )
+        annotations = select_domain(annotations, domain)
+    if samples is not None:
+        annotations = select_subset(annotations, samples, seed)
+    if require_labels:
+        _require_labels(annotations, split)
+    declared_dims = {n: s["dim"] for n, s in layout.stream_settings.items() if "dim" in s}
+    if expected_spec is not None:
+        declared_dims = {
+            s.name: s.dim for s in expected_spec.streams if s.name in layout.sources.stream_names
+        }
+    scan = scan_features(
+        annotations,
+        layout.sources,
+        declared_video_dims=declared_dims,
+        declared_text_dim=expected_spec.text_dim if expected_spec else layout.settings.get("text_dim"),
+        progress=progress,
+    )
+    if scan.missing and not skip_missing:
+        first = scan.missing[0][1]
+        raise FeatureMissingError(
+            kind=first.kind, item_id=first.item_id, path=first.path, total_missing=len(scan.missing)
+        )
+    missing_ids = {id(ann) for ann, _ in scan.missing}
+    kept = [a for a in annotations if id(a) not in missing_ids]
+    skipped = tuple(f"{ann.source}: {err}" for ann, err in scan.missing)
+    if skipped:
+        logger.warning(
+            "%s: skipped %d of %d rows with missing feature files", split, len(skipped), len(annotations)
+        )
+    if not kept:
+        why = f" ({len(skipped)} skipped for missing feature files)" if skipped else ""
+        raise EmptyDatasetError(f"the {split} split of {layout.root} has no usable rows{why}")
+    spec = _build_spec(layout, annotations[0].format, scan.video_dims, scan.text_dim, spec_overrides)
+    if expected_spec is not None:
+        expected_spec.require_compatible(spec, ours="bundle", theirs=f"data in {layout.root}")
+        spec = expected_spec
+    reader = FeatureReader(layout.sources, spec)
+    dataset = MomentDataset(kept, reader, max_windows=max_windows, seed=seed)
+    report = SplitReport(split=split, rows_in_file=rows_in_file, rows_used=len(kept), skipped=skipped)
+    return LoadedSplit(dataset=dataset, spec=spec, report=report)
+
+
+def _require_labels(annotations: Sequence[MomentAnnotation], split: str) -> None:
+    for ann in annotations:
+        if not ann.has_labels:
+            raise InputFileError(
+                f"{ann.source}: qid {ann.qid} has no labels (relevant_windows), "
+                f"but the {split} split needs them"
+            )
+
+
+def _build_spec(
+    layout: DatasetLayout,
+    fmt: str,
+    video_dims: dict[str, int],
+    text_dim: int | None,
+    overrides: Mapping[str, Any] | None,
+) -> VideoFeatureSpec:
+    """Defaults for the format < manifest settings < explicit overrides; widths from the files."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(OVERRIDABLE))
+    if unknown:
+        raise InvalidValueError(
+            f"unknown feature settings {choices_text(unknown)} (valid: {choices_text(OVERRIDABLE)})"
+        )
+    settings = {**FORMAT_DEFAULTS[fmt], **layout.settings, **overrides}
+    normalize_video = settings.pop("normalize_video", None)
+    settings.pop("text_dim", None)
+    streams = []
+    for name in layout.sources.stream_names:
+        declared = layout.stream_settings.get(name, {})
+        l2 = bool(declared.get("l2_normalize", True)) if normalize_video is None else bool(normalize_video)
+        streams.append(StreamSpec(name=name, dim=video_dims[name], l2_normalize=l2))
+    if text_dim is None:  # only when no row was scanned, which the empty-set check prevents
+        raise EmptyDatasetError(f"no text feature file could be read in {layout.sources.text_dir}")
+    return VideoFeatureSpec(streams=tuple(streams), text_dim=text_dim, **settings)
