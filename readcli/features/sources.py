@@ -50,7 +50,7 @@ def parse_shard(text: str | None) -> Shard | None:
         return None
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not match:
-        raise InvalidValueError(f"--shard {text!r} is not of the form I/N (e.g. 0/4): I counts from 0 to N-1")
+        raise InvalidValueError(f"--shard {text!r} is not of the form I/N with I in 0..N-1 (e.g. 0/4)")
     index, count = int(match.group(1)), int(match.group(2))
     if count < 1 or index >= count:
         raise InvalidValueError(

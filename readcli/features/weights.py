@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,7 +178,9 @@ def read_state_dict(path: Path) -> dict[str, Any]:
 
             loaded: Any = load_file(str(path), device="cpu")
         elif is_torchscript_archive(path):
-            loaded = torch.jit.load(str(path), map_location="cpu").state_dict()
+            with warnings.catch_warnings():  # TorchScript is deprecated, yet it is OpenAI's format
+                warnings.simplefilter("ignore", FutureWarning)
+                loaded = torch.jit.load(str(path), map_location="cpu").state_dict()
             loaded = {k: v for k, v in loaded.items() if k not in _JIT_EXTRA_KEYS}
         else:
             loaded = torch.load(path, map_location="cpu", weights_only=True)
