@@ -86,9 +86,14 @@ def test_torchscript_archive_is_detected_and_read_without_its_setting_keys(tmp_p
 def test_digest_is_cached_by_path_size_and_mtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "w.bin"
     path.write_bytes(b"abc")
-    calls = []
+    calls: list[Path] = []
     real = weights._sha256_of
-    monkeypatch.setattr(weights, "_sha256_of", lambda p: calls.append(p) or real(p))
+
+    def counting(p: Path) -> str:
+        calls.append(p)
+        return real(p)
+
+    monkeypatch.setattr(weights, "_sha256_of", counting)
     first = weights.file_sha256(path)
     assert first == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     assert weights.file_sha256(path) == first and len(calls) == 1  # the second call hashed nothing
