@@ -159,3 +159,22 @@ def test_items_are_reproducible_per_epoch(tmp_path: Path) -> None:
         dataset.set_epoch(epoch)
         draws.add(tuple(tuple(dataset[i].saliency_neg.tolist()) for i in range(len(dataset))))
     assert len(draws) > 1  # easy negatives are re-drawn each epoch
+
+
+def test_without_a_declared_order_the_bundle_order_is_used(tmp_path: Path) -> None:
+    make_dataset(tmp_path, streams={"clip": 5, "slowfast": 3})
+    bundle = VideoFeatureSpec(
+        streams=(StreamSpec("slowfast", 3, False), StreamSpec("clip", 5, False)), text_dim=4
+    )
+    loaded = load_grounding_split(tmp_path, "val", expected_spec=bundle)
+    assert loaded.spec is bundle
+    np.testing.assert_array_equal(loaded.dataset[0].video[0, :3], 3.0)  # slowfast first, as the bundle has it
+    (tmp_path / "dataset.json").write_text(json.dumps({"video_streams": ["clip", "slowfast"]}))
+    with pytest.raises(
+        InvalidValueError, match="another order"
+    ):  # a declared order is checked, not overridden
+        load_grounding_split(tmp_path, "val", expected_spec=bundle)
+    manifest = {"video_streams": [{"name": "slowfast", "l2_normalize": True}, "clip"]}
+    (tmp_path / "dataset.json").write_text(json.dumps(manifest))
+    with pytest.raises(InvalidValueError, match="stream 'slowfast' L2 normalisation bundle False vs data"):
+        load_grounding_split(tmp_path, "val", expected_spec=bundle)

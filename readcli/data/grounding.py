@@ -80,56 +80,84 @@ def load_grounding_split(
     max_windows: int = 5,
     progress: Callable[[int], None] | None = None,
 ) -> LoadedSplit:
-    """One split of DIR as a dataset, its feature spec, and a report (the CLI prints skipped_count)."""
-    layout = data if isinstance(data, DatasetLayout) else open_layout(data, video_streams=video_streams)
+    """One split of DIR as a dataset, its feature spec, and a report (the CLI prints skipped_count).
+
+    With `expected_spec` (a bundle's), the files are read in the bundle's stream order unless DIR or
+    `video_streams` declares one, and a declared order that differs is refused.
+    """
+    if isinstance(data, DatasetLayout):
+        layout = data
+    else:
+        bundle_order = expected_spec.stream_names if expected_spec is not None else None
+        layout = open_layout(data, video_streams=video_streams, default_streams=bundle_order)
     path = layout.split_file(split)
     annotations = load_annotations(path, fmt=layout.format)
-    rows_in_file = len(annotations)
-    if domain is not None:
-        if annotations[0].domain is None:
-            raise InvalidValueError(
-                f"--domain {domain!r} given, but {path} has no domains (it is not a highlight dataset)"
-            )
-        annotations = select_domain(annotations, domain)
-    if samples is not None:
-        annotations = select_subset(annotations, samples, seed)
+    chosen = _choose_rows(annotations, path, split, domain=domain, samples=samples, seed=seed)
     if require_labels:
-        _require_labels(annotations, split)
+        _require_labels(chosen, split)
     declared_dims = {n: s["dim"] for n, s in layout.stream_settings.items() if "dim" in s}
     if expected_spec is not None:
-        declared_dims = {
-            s.name: s.dim for s in expected_spec.streams if s.name in layout.sources.stream_names
-        }
+        declared_dims = {s.name: s.dim for s in expected_spec.streams}
     scan = scan_features(
-        annotations,
+        chosen,
         layout.sources,
         declared_video_dims=declared_dims,
         declared_text_dim=expected_spec.text_dim if expected_spec else layout.settings.get("text_dim"),
         progress=progress,
     )
-    if scan.missing and not skip_missing:
-        first = scan.missing[0][1]
-        raise FeatureMissingError(
-            kind=first.kind, item_id=first.item_id, path=first.path, total_missing=len(scan.missing)
-        )
-    missing_ids = {id(ann) for ann, _ in scan.missing}
-    kept = [a for a in annotations if id(a) not in missing_ids]
-    skipped = tuple(f"{ann.source}: {err}" for ann, err in scan.missing)
-    if skipped:
-        logger.warning(
-            "%s: skipped %d of %d rows with missing feature files", split, len(skipped), len(annotations)
-        )
+    kept, skipped = _drop_missing(chosen, scan.missing, skip_missing=skip_missing)
     if not kept:
         why = f" ({len(skipped)} skipped for missing feature files)" if skipped else ""
         raise EmptyDatasetError(f"the {split} split of {layout.root} has no usable rows{why}")
-    spec = _build_spec(layout, annotations[0].format, scan.video_dims, scan.text_dim, spec_overrides)
+    spec = _build_spec(
+        layout, chosen[0].format, scan.video_dims, scan.text_dim, spec_overrides, expected_spec
+    )
     if expected_spec is not None:
         expected_spec.require_compatible(spec, ours="bundle", theirs=f"data in {layout.root}")
         spec = expected_spec
-    reader = FeatureReader(layout.sources, spec)
-    dataset = MomentDataset(kept, reader, max_windows=max_windows, seed=seed)
-    report = SplitReport(split=split, rows_in_file=rows_in_file, rows_used=len(kept), skipped=skipped)
+    dataset = MomentDataset(kept, FeatureReader(layout.sources, spec), max_windows=max_windows, seed=seed)
+    report = SplitReport(split=split, rows_in_file=len(annotations), rows_used=len(kept), skipped=skipped)
     return LoadedSplit(dataset=dataset, spec=spec, report=report)
+
+
+def _choose_rows(
+    annotations: list[MomentAnnotation],
+    path: Path,
+    split: str,
+    *,
+    domain: str | None,
+    samples: int | None,
+    seed: int,
+) -> list[MomentAnnotation]:
+    """One domain (highlight datasets), then the seeded subset."""
+    if domain is not None:
+        if annotations[0].domain is None:
+            raise InvalidValueError(
+                f"domain {domain!r} given, but {path} has no domains (not a highlight dataset)"
+            )
+        annotations = select_domain(annotations, domain)
+    if samples is not None:
+        annotations = select_subset(annotations, samples, seed)
+    return annotations
+
+
+def _drop_missing(
+    annotations: list[MomentAnnotation],
+    missing: list[tuple[MomentAnnotation, FeatureMissingError]],
+    *,
+    skip_missing: bool,
+) -> tuple[list[MomentAnnotation], tuple[str, ...]]:
+    """Refuse rows without feature files (naming the first and the count), or drop and list them."""
+    if missing and not skip_missing:
+        first = missing[0][1]
+        raise FeatureMissingError(
+            kind=first.kind, item_id=first.item_id, path=first.path, total_missing=len(missing)
+        )
+    gone = {id(ann) for ann, _ in missing}
+    skipped = tuple(f"{ann.source}: {err}" for ann, err in missing)
+    if skipped:
+        logger.warning("skipped %d of %d rows with missing feature files", len(skipped), len(annotations))
+    return [a for a in annotations if id(a) not in gone], skipped
 
 
 def _require_labels(annotations: Sequence[MomentAnnotation], split: str) -> None:
@@ -147,22 +175,38 @@ def _build_spec(
     video_dims: dict[str, int],
     text_dim: int | None,
     overrides: Mapping[str, Any] | None,
+    base: VideoFeatureSpec | None,
 ) -> VideoFeatureSpec:
-    """Defaults for the format < manifest settings < explicit overrides; widths from the files."""
+    """Defaults (the format's, or a bundle's `base`) < manifest settings < explicit overrides.
+
+    Widths come from the files. With a bundle, what the data does not declare is the bundle's
+    choice, so only an explicit disagreement (manifest, override, stream order) fails the check.
+    """
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(OVERRIDABLE))
     if unknown:
         raise InvalidValueError(
             f"unknown feature settings {choices_text(unknown)} (valid: {choices_text(OVERRIDABLE)})"
         )
-    settings = {**FORMAT_DEFAULTS[fmt], **layout.settings, **overrides}
+    defaults = dict(FORMAT_DEFAULTS[fmt])
+    base_l2: dict[str, bool] = {}
+    if base is not None:
+        defaults.update(
+            {k: getattr(base, k) for k in ("clip_len", "tef", "normalize_text", "max_v_l", "max_q_l")}
+        )
+        base_l2 = {s.name: s.l2_normalize for s in base.streams}
+    settings = {**defaults, **layout.settings, **overrides}
     normalize_video = settings.pop("normalize_video", None)
     settings.pop("text_dim", None)
     streams = []
     for name in layout.sources.stream_names:
         declared = layout.stream_settings.get(name, {})
-        l2 = bool(declared.get("l2_normalize", True)) if normalize_video is None else bool(normalize_video)
-        streams.append(StreamSpec(name=name, dim=video_dims[name], l2_normalize=l2))
+        l2 = (
+            declared.get("l2_normalize", base_l2.get(name, True))
+            if normalize_video is None
+            else normalize_video
+        )
+        streams.append(StreamSpec(name=name, dim=video_dims[name], l2_normalize=bool(l2)))
     if text_dim is None:  # only when no row was scanned, which the empty-set check prevents
         raise EmptyDatasetError(f"no text feature file could be read in {layout.sources.text_dir}")
     return VideoFeatureSpec(streams=tuple(streams), text_dim=text_dim, **settings)

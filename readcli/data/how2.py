@@ -177,7 +177,14 @@ def load_how2_split(
             f"How2 {split} in {split_dir} has no usable pairs ({len(only_t) + len(only_s)} unpaired ids, "
             f"{len(missing)} without features, {len(empty_t) + len(empty_s)} empty lines)"
         )
-    report = How2Report(split, len(kept), only_t, only_s, tuple(empty_t + empty_s), tuple(missing))
+    report = How2Report(
+        split=split,
+        pairs_used=len(kept),
+        only_transcript=only_t,
+        only_summary=only_s,
+        empty_lines=tuple(empty_t + empty_s),
+        missing_features=tuple(missing),
+    )
     return How2Split(examples=kept, features_dir=feats, report=report)
 
 

@@ -59,22 +59,34 @@ class DatasetLayout:
         return path
 
 
-def open_layout(root: str | Path, *, video_streams: Sequence[str] | None = None) -> DatasetLayout:
-    """Read DIR's manifest (if any) and find its split files and feature directories."""
+def open_layout(
+    root: str | Path,
+    *,
+    video_streams: Sequence[str] | None = None,
+    default_streams: Sequence[str] | None = None,
+) -> DatasetLayout:
+    """Read DIR's manifest (if any) and find its split files and feature directories.
+
+    Stream order: `video_streams` (a flag) > the manifest's `video_streams` > `default_streams` (a
+    bundle's order) > the only directory under video_features/.
+    """
     root = Path(root)
     if not root.is_dir():
         raise InputFileError(f"dataset directory not found: {root}")
     manifest = _read_manifest(root / MANIFEST)
     declared = _declared_streams(manifest, root / MANIFEST)
     video_dirs_map = _relative_map(manifest.get("video_dirs", {}), root, "video_dirs")
-    names = (
-        list(video_streams) if video_streams else [name for name, _ in declared] or _discover_streams(root)
-    )
+    manifest_order = [name for name, _ in declared]
+    names = list(video_streams or manifest_order or default_streams or _discover_streams(root))
     dirs = []
     for name in names:
         directory = video_dirs_map.get(name, root / "video_features" / name)
         if not directory.is_dir():
-            raise InputFileError(f"video feature directory for stream {name!r} not found: {directory}")
+            present = _stream_dirs(root) + sorted(video_dirs_map)
+            raise InputFileError(
+                f"video feature directory for stream {name!r} not found: {directory} "
+                f"(streams present: {choices_text(present) or 'none'})"
+            )
         dirs.append((name, directory))
     text_dir = root / manifest["text_dir"] if "text_dir" in manifest else root / "text_features"
     if not text_dir.is_dir():
@@ -144,9 +156,14 @@ def _relative_map(value: object, root: Path, key: str) -> dict[str, Path]:
     return {str(k): root / v for k, v in value.items()}
 
 
+def _stream_dirs(root: Path) -> list[str]:
+    base = root / "video_features"
+    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+
 def _discover_streams(root: Path) -> list[str]:
     base = root / "video_features"
-    found = sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+    found = _stream_dirs(root)
     if not found:
         raise InputFileError(
             f"no video feature directories in {base} (expected video_features/<stream>/{{vid}}.npz)"
