@@ -1,0 +1,145 @@
+"""YouTube Highlights mAP and TVSum top-5 mAP, per domain and averaged over domains, as UMT defines them.
+
+Predictions are rows `{"qid": ..., "pred_saliency_scores": [one score per clip]}` (`vid` may stand
+in for `qid`); the ground truth is the dataset's jsonl (val split). Only the domains the
+predictions touch are evaluated, and each of those must be predicted in full (models are trained
+per domain). Values are percent with 2 decimals. Definitions: docs/evaluation.md.
+
+Legend: V videos, N clips (padded), A annotators (TVSum: 20), K top clips kept (5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from readcli.errors import InputFileError
+from readcli.evaluation.jsonl import Rows, as_rows, name_some, number_array, unique_keys
+from readcli.evaluation.ranking import percent, ranked_labels, trapezoid_ap
+
+SALIENCY_FIELD = "pred_saliency_scores"
+ID_FIELDS = ("qid", "vid")
+TVSUM_TOP_K = 5
+
+RowsLike = Rows | Iterable[Mapping[str, Any]]
+# (ground truth rows, row index) -> (N, A) labels: binary positives, one column per annotator
+LabelReader = Callable[[Rows, int], np.ndarray]
+
+
+def youtube_highlight_map(predictions: RowsLike, ground_truth: RowsLike) -> dict[str, float]:
+    """`mAP-<domain>` per domain and `mAP-avg` (mean over domains) of per-video highlight AP."""
+
+    def per_video(scores: np.ndarray, labels: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        ranked, _ = ranked_labels(scores, labels[..., 0], valid)  # (V, N)
+        return trapezoid_ap(ranked)  # (V,)
+
+    return _per_domain(predictions, ground_truth, _youtube_labels, per_video, prefix="mAP")
+
+
+def tvsum_top5_map(predictions: RowsLike, ground_truth: RowsLike) -> dict[str, float]:
+    """`top5-mAP-<domain>` per domain and `top5-mAP-avg`: top-5 AP per annotator, averaged."""
+
+    def per_video(scores: np.ndarray, labels: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        videos, width, annotators = labels.shape
+        rows = labels.transpose(0, 2, 1).reshape(videos * annotators, width)  # (V·A, N)
+        ranked, _ = ranked_labels(
+            np.repeat(scores, annotators, axis=0), rows, np.repeat(valid, annotators, axis=0)
+        )  # (V·A, N)
+        ap = trapezoid_ap(ranked[:, :TVSUM_TOP_K])  # recall counts the positives among the top 5
+        return ap.reshape(videos, annotators).mean(-1)  # mean over annotators  # (V,)
+
+    return _per_domain(predictions, ground_truth, _tvsum_labels, per_video, prefix="top5-mAP")
+
+
+def _per_domain(
+    predictions: RowsLike,
+    ground_truth: RowsLike,
+    read_labels: LabelReader,
+    per_video: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    *,
+    prefix: str,
+) -> dict[str, float]:
+    pred = as_rows(predictions, "predictions")
+    gt = as_rows(ground_truth, "ground_truth")
+    pairs = _match_videos(pred, gt)  # domain -> [(pred row, gt row)]
+    out: dict[str, float] = {}
+    domain_means = []
+    for domain in sorted(pairs):
+        scores, labels = [], []
+        for p, g in pairs[domain]:
+            truth = read_labels(gt, g)  # (N, A)
+            score = number_array(pred.field(p, SALIENCY_FIELD), pred.origins[p], SALIENCY_FIELD)
+            if len(score) != len(truth):
+                raise InputFileError(
+                    f"{pred.origins[p]}: {len(score)} saliency scores, but the ground truth "
+                    f"({gt.origins[g]}) has {len(truth)} clips: give one score per clip"
+                )
+            scores.append(score)
+            labels.append(truth)
+        mean = float(per_video(*_pad(scores, labels)).mean())
+        domain_means.append(mean)
+        out[f"{prefix}-{domain}"] = percent(mean)
+    out[f"{prefix}-avg"] = percent(float(np.mean(domain_means)))
+    return out
+
+
+def _match_videos(pred: Rows, gt: Rows) -> dict[str, list[tuple[int, int]]]:
+    """Pair prediction and ground-truth rows by id, for every video of every predicted domain."""
+    gt_index = {key: i for i, key in enumerate(unique_keys(gt, ID_FIELDS))}
+    pred_ids = unique_keys(pred, ID_FIELDS)
+    unknown = [key for key in pred_ids if key not in gt_index]
+    if unknown:
+        raise InputFileError(
+            f"predictions and ground truth do not match: {len(unknown)} predicted ids are not "
+            f"in the ground truth: {name_some(unknown)}"
+        )
+    domains = {g: str(gt.field(g, "domain")) for g in gt_index.values()}
+    covered = {domains[gt_index[key]] for key in pred_ids}
+    pred_index = {key: p for p, key in enumerate(pred_ids)}
+    missing = [key for key, g in gt_index.items() if domains[g] in covered and key not in pred_index]
+    if missing:
+        raise InputFileError(
+            f"predictions and ground truth do not match: {len(missing)} videos of the predicted "
+            f"domains ({', '.join(sorted(covered))}) have no prediction: {name_some(missing)}"
+        )
+    pairs: dict[str, list[tuple[int, int]]] = {}
+    for key, g in gt_index.items():
+        if domains[g] in covered:
+            pairs.setdefault(domains[g], []).append((pred_index[key], g))
+    return pairs
+
+
+def _youtube_labels(gt: Rows, g: int) -> np.ndarray:
+    """(N, 1) highlight labels: `match` > 0 as UMT reads them, else the `label` column > 0."""
+    key = "match" if gt.rows[g].get("match") is not None else "label"
+    values = gt.field(g, key)
+    if key == "label":  # stored as [[0], [1], ...]
+        values = [v[0] if isinstance(v, list) and len(v) == 1 else v for v in values]
+    return (number_array(values, gt.origins[g], key) > 0)[:, None]
+
+
+def _tvsum_labels(gt: Rows, g: int) -> np.ndarray:
+    """(N, A) positives: a clip above the annotator's median score (torch's lower median, as UMT)."""
+    scores = number_array(gt.field(g, "label"), gt.origins[g], "label", ndim=2, width=1)  # (N, A)
+    if len(scores) == 0:
+        raise InputFileError(f"{gt.origins[g]}: field 'label' is empty")
+    lower_median = np.sort(scores, axis=0)[(len(scores) - 1) // 2]  # (A,)
+    return scores > lower_median[None, :]
+
+
+def _pad(scores: list[np.ndarray], labels: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(V, N) scores, (V, N, A) labels and (V, N) validity, padded to the longest video."""
+    width = max(len(s) for s in scores)
+    annotators = labels[0].shape[1]
+    if any(lab.shape[1] != annotators for lab in labels):
+        raise InputFileError(f"ground truth rows disagree on the number of annotators ({annotators} first)")
+    out_scores = np.zeros((len(scores), width))  # (V, N)
+    out_labels = np.zeros((len(scores), width, annotators), dtype=bool)  # (V, N, A)
+    valid = np.zeros((len(scores), width), dtype=bool)  # (V, N)
+    for v, (s, lab) in enumerate(zip(scores, labels, strict=True)):
+        out_scores[v, : len(s)] = s
+        out_labels[v, : len(s)] = lab
+        valid[v, : len(s)] = True
+    return out_scores, out_labels, valid
