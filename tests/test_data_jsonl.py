@@ -71,3 +71,23 @@ def test_a_row_without_labels_parses_as_unlabelled(tmp_path: Path) -> None:
     row = '{"qid": 5, "query": "q", "duration": 20.5, "vid": "v"}'
     (ann,) = load_annotations(write(tmp_path, row))
     assert not ann.has_labels and ann.windows is None and ann.source.endswith("train.jsonl:1")
+
+
+def test_scores_must_be_finite_numbers(tmp_path: Path) -> None:
+    for bad, shown in (
+        ("[[1, 2, 3], [true, 4, 4]]", r"\[True, 4, 4\]"),
+        ("[[1, 2, 3], [NaN, 4, 4]]", r"\[nan, 4, 4\]"),
+    ):
+        path = write(tmp_path, GOOD.replace("[[1, 2, 3], [4, 4, 4]]", bad))
+        with pytest.raises(
+            InputFileError, match=rf":1: saliency_scores\[1\] must be a list of numbers .*{shown}"
+        ):
+            load_annotations(path)
+    (ann,) = load_annotations(write(tmp_path, GOOD.replace("[[1, 2, 3], [4, 4, 4]]", "[[1, 2, 3], [4]]")))
+    assert ann.clip_scores == (2.0, 4.0)  # annotator counts may differ per clip
+
+
+def test_tvsum_rows_need_equal_annotator_counts(tmp_path: Path) -> None:
+    row = '{"qid": "v", "vid": "v", "query": "t", "duration": 2, "domain": "BK", "label": [[1, 2], [3]]}'
+    with pytest.raises(InputFileError, match=r":1: label\[1\] has 1 annotator scores, label\[0\] has 2"):
+        load_annotations(write(tmp_path, row), fmt="tvsum")

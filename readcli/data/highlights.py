@@ -14,8 +14,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from readcli.data.annotations import MomentAnnotation
-from readcli.data.jsonl import JsonRow
+from readcli.data.annotations import MomentAnnotation, rectangular_means
+from readcli.data.jsonl import JsonRow, is_number
 from readcli.errors import InvalidValueError, choices_text
 
 TVSUM_CLIP_SECONDS = 2.0
@@ -67,19 +67,8 @@ def parse_tvsum_row(row: JsonRow) -> MomentAnnotation:
     per_clip = row.list_of("label")
     if not per_clip:
         raise row.fail("'label' has no clips")
-    means = []
-    width = None
-    for index, scores in enumerate(per_clip):
-        if (
-            not isinstance(scores, list)
-            or not scores
-            or not all(isinstance(s, int | float) and not isinstance(s, bool) for s in scores)
-        ):
-            raise row.fail(f"label[{index}] must be a list of annotator scores, found {scores!r:.60}")
-        if width is not None and len(scores) != width:
-            raise row.fail(f"label[{index}] has {len(scores)} annotator scores, label[0] has {width}")
-        width = len(scores)
-        means.append(float(sum(scores)) / len(scores))
+    fast = rectangular_means(per_clip)
+    means = list(fast) if fast is not None else _checked_means(row, per_clip)
     median = statistics.median(means)
     return MomentAnnotation(
         qid=row.identifier("qid"),
@@ -97,10 +86,24 @@ def parse_tvsum_row(row: JsonRow) -> MomentAnnotation:
     )
 
 
+def _checked_means(row: JsonRow, per_clip: list[object]) -> list[float]:
+    """Per clip, the annotators' mean, refusing anything but equal-length lists of numbers."""
+    means: list[float] = []
+    width = None
+    for index, scores in enumerate(per_clip):
+        if not isinstance(scores, list) or not scores or not all(is_number(s) for s in scores):
+            raise row.fail(f"label[{index}] must be a list of annotator scores, found {scores!r:.60}")
+        if width is not None and len(scores) != width:
+            raise row.fail(f"label[{index}] has {len(scores)} annotator scores, label[0] has {width}")
+        width = len(scores)
+        means.append(float(sum(scores)) / len(scores))
+    return means
+
+
 def _numbers(row: JsonRow, name: str) -> list[float]:
     values = row.list_of(name)
     for index, value in enumerate(values):
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if not is_number(value):
             raise row.fail(f"{name}[{index}] must be a number, found {value!r:.40}")
     return [float(v) for v in values]
 
@@ -108,7 +111,7 @@ def _numbers(row: JsonRow, name: str) -> list[float]:
 def _single(row: JsonRow, name: str, index: int, value: object) -> float:
     if isinstance(value, list) and len(value) == 1:
         value = value[0]
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not is_number(value):
         raise row.fail(f"{name}[{index}] must be a number or [number], found {value!r:.40}")
     return float(value)
 

@@ -11,11 +11,16 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from readcli.errors import InputFileError
 
 _MISSING = object()
+
+
+def is_number(value: object) -> TypeGuard[int | float]:
+    """A finite int or float, not a bool (JSON true/false are bools; Python's json reads NaN)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
