@@ -225,8 +225,14 @@ def _extract_queries(run: _Run, encoder: ClipEncoder, todo: list[Query]) -> None
         run.progress(ItemProgress("query", "queries", min(start + QUERY_BATCH, len(todo)), len(todo)))
 
 
-def run(request: ExtractRequest, progress: ProgressCallback | None = None) -> ExtractResult:
-    """Extract features for every input of `request` into `request.out_dir`; failures do not stop the rest."""
+def run(
+    request: ExtractRequest, progress: ProgressCallback | None = None, *, encoder: ClipEncoder | None = None
+) -> ExtractResult:
+    """Extract features for every input of `request` into `request.out_dir`; failures do not stop the rest.
+
+    `encoder`: a ClipEncoder already loaded (a long-lived process, tests); then the request's
+    clip_model, clip_weights and device are not used, and the encoder's spec is what is recorded.
+    """
     began = time.perf_counter()
     shard = _validate(request)
     sources, arg_problems = collect_sources(list(request.paths))
@@ -234,7 +240,8 @@ def run(request: ExtractRequest, progress: ProgressCallback | None = None) -> Ex
     queries = read_queries(request.queries) if request.queries is not None else []
     if shard is not None:
         queries = queries[shard.index :: shard.count]
-    encoder = ClipEncoder.load(request.clip_model, request.clip_weights, device=request.device)
+    if encoder is None:
+        encoder = ClipEncoder.load(request.clip_model, request.clip_weights, device=request.device)
     try:
         request.out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
