@@ -58,3 +58,15 @@ def test_inconsistent_items_are_refused() -> None:
 def test_pad_rows_returns_float_mask() -> None:
     padded, mask = pad_rows([np.ones((1, 2)), np.ones((3, 2))])
     assert padded.dtype == torch.float32 and mask.tolist() == [[1, 0, 0], [1, 1, 1]]
+
+
+def test_only_the_collate_module_imports_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, readcli.data.grounding, readcli.data.how2, readcli.data.highlights; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

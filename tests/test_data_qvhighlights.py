@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from torch.utils.data import DataLoader
 
 from readcli.data.annotations import MomentAnnotation
-from readcli.data.collate import collate_moments
+from readcli.data.collate import TorchDataset, collate_moments
 from readcli.data.grounding import load_grounding_split
+from readcli.data.moments import MomentItem
 from readcli.data.readers import load_annotations
 from readcli.data.targets import saliency_pairs, saliency_vector, span_labels
 from readcli.features.store import save_feature_array
@@ -109,3 +111,7 @@ def test_real_rows_become_model_ready_batches(shared_data: Path, tmp_path: Path)
     targets = batch.targets()
     assert targets["saliency_pos_labels"].shape == (4, 2) and targets["span_labels"][0]["spans"].shape[1] == 2
     assert batch.qids == [json.loads(line)["qid"] for line in lines[:4]]
+    loader: DataLoader[MomentItem] = DataLoader(
+        TorchDataset(loaded.dataset), batch_size=5, collate_fn=collate_moments
+    )
+    assert [len(b.qids) for b in loader] == [5, 5, 2]

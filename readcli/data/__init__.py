@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "load_how2_split": "readcli.data.how2",
     "MomentBatch": "readcli.data.collate",
     "collate_moments": "readcli.data.collate",
+    "TorchDataset": "readcli.data.collate",
     "SummaryBatch": "readcli.data.collate",
     "collate_summaries": "readcli.data.collate",
 }

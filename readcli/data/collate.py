@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -20,6 +20,8 @@ import torch
 from readcli.data.how2 import How2Item, How2Limits
 from readcli.data.moments import MomentItem
 from readcli.errors import InvalidValueError
+
+T_co = TypeVar("T_co", covariant=True)
 
 
 def pad_rows(arrays: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,6 +115,25 @@ def collate_moments(items: Sequence[MomentItem]) -> MomentBatch:
         durations=[item.duration for item in items],
         domains=[item.domain for item in items],
     )
+
+
+class _Indexable(Protocol[T_co]):
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> T_co: ...
+
+
+class TorchDataset(torch.utils.data.Dataset[T_co]):
+    """A `torch.utils.data.Dataset` view of a readcli dataset (they are torch-free), for typed DataLoaders."""
+
+    def __init__(self, dataset: _Indexable[T_co]) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> T_co:
+        return self.dataset[index]
 
 
 class Tokenizer(Protocol):
