@@ -107,7 +107,7 @@ def test_bundle_spec_is_checked_and_then_used(tmp_path: Path) -> None:
     assert loaded.spec is bundle and loaded.dataset[0].video.shape == (6, 7)
     wide = VideoFeatureSpec(streams=(StreamSpec("clip", 512),), text_dim=4)
     with pytest.raises(
-        InputFileError, match="feature dimension 5, expected 512 \\(declared in the feature spec\\)"
+        InputFileError, match="feature dimension 5, expected 512 \\(as declared by the manifest or bundle\\)"
     ):
         load_grounding_split(tmp_path, "val", expected_spec=wide)
 

@@ -129,7 +129,7 @@ class _WidthCheck:
     """The first file fixes a width (unless declared); every later file must match it."""
 
     def __init__(self, label: str, declared: int | None) -> None:
-        self.label, self.width, self.origin = label, declared, "declared in the feature spec"
+        self.label, self.width, self.origin = label, declared, "as declared by the manifest or bundle"
 
     def check(self, path: Path, key: str) -> None:
         shape = peek_shape(path, key)
