@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,5 +67,6 @@ def check_feature_array(array: np.ndarray, name: str, *, expected_dim: int | Non
 def save_feature_array(path: str | Path, key: str, array: np.ndarray) -> None:
     """Write `array` under `key` into an .npz atomically."""
     buffer = io.BytesIO()
-    np.savez(buffer, **{key: np.asarray(array, dtype=np.float32)})
+    arrays: dict[str, Any] = {key: np.asarray(array, dtype=np.float32)}
+    np.savez(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue())
