@@ -1,0 +1,155 @@
+"""`readcli finetune`: train adapters on a dataset, keep the best bundle (pipelines/finetune.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from readcli.cli.common import console, error_boundary
+
+SHOWN_METRICS = ("MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP", "HL-min-VeryGood-mAP")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune")(finetune)
+
+
+@error_boundary
+def finetune(
+    data: Annotated[Path | None, typer.Option("--data", help="Dataset directory (see docs/data.md).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Run directory for checkpoints, bundle, logs.")
+    ] = None,
+    task: Annotated[str, typer.Option("--task", help="tlg (temporal language grounding).")] = "tlg",
+    backbone: Annotated[
+        str, typer.Option("--backbone", help="Preset name or checkpoint path.")
+    ] = "moment-detr-clip",
+    method: Annotated[
+        str, typer.Option("--method", help="full|partial|bias|proj|lora|prompt|adapter|read")
+    ] = "read",
+    bottleneck: Annotated[
+        int | None, typer.Option("--bottleneck", "-k", help="Adapter width k (default: d/4).")
+    ] = None,
+    rnn: Annotated[str, typer.Option("--rnn", help="READ recurrence: rnn|gru|lstm.")] = "rnn",
+    pvla: Annotated[bool, typer.Option("--pvla/--no-pvla", help="Add the PVLA alignment loss.")] = True,
+    pvla_weight: Annotated[
+        float, typer.Option("--pvla-weight", help="Weight of PVLA against the task loss.")
+    ] = 1.0,
+    mass: Annotated[float, typer.Option("--mass", help="Transported mass fraction s in (0, 1].")] = 0.5,
+    mass_mode: Annotated[
+        str, typer.Option("--mass-mode", help="fixed|sweep (the paper's min over s).")
+    ] = "fixed",
+    tau: Annotated[float, typer.Option("--tau", help="Entropic temperature of the OT.")] = 0.05,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default 10).")] = None,
+    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 1e-4,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.")] = 32,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed for subset, initialisation and data order.")
+    ] = 2018,
+    train_samples: Annotated[
+        int | None, typer.Option("--train-samples", help="Low-resource subset size.")
+    ] = None,
+    skip_missing: Annotated[
+        bool, typer.Option("--skip-missing", help="Skip rows whose features are missing.")
+    ] = False,
+    device: Annotated[str | None, typer.Option("--device", help="auto|cpu|cuda[:N] (default auto).")] = None,
+    amp: Annotated[str, typer.Option("--amp", help="auto|off|bf16|fp16 (auto: bf16 on CUDA only).")] = "auto",
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue the run in this directory.")
+    ] = None,
+) -> None:
+    """Fine-tune a frozen backbone with READ (or a baseline method) and PVLA."""
+    from readcli.pipelines import finetune as pipeline
+    from readcli.training.loop import TrainSettings
+
+    if resume is not None:
+        request = pipeline.resume_request(resume, epochs=epochs, device=device)
+    else:
+        _require(data=data, out=out)
+        settings = TrainSettings(
+            epochs=epochs or 10,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            device=device or "auto",
+            amp=amp,  # type: ignore[arg-type]
+        )
+        request = pipeline.FinetuneRequest(
+            data=str(data), out=str(out), task=task, backbone=backbone, method=method,
+            bottleneck=bottleneck, rnn=rnn, pvla=pvla, pvla_weight=pvla_weight, mass=mass,
+            mass_mode=mass_mode, tau=tau, train_samples=train_samples, skip_missing=skip_missing,
+            train=settings,
+        )  # fmt: skip
+    with _Progress() as progress:
+        result = pipeline.run(request, resume=resume is not None, progress=progress)
+    _render(result)
+
+
+def _require(**options: Any) -> None:
+    from readcli.errors import InvalidValueError
+
+    missing = [f"--{name}" for name, value in options.items() if value is None]
+    if missing:
+        raise InvalidValueError(f"missing {' and '.join(missing)} (or use --resume RUN_DIR)")
+
+
+class _Progress:
+    """Renders the loop's progress events: a bar per epoch with loss parts, it/s and ETA."""
+
+    def __enter__(self) -> _Progress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[speed]} it/s"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[parts]}"),
+            console=console,
+        )
+        self.bar.__enter__()
+        self.task_id: Any = None
+        return self
+
+    def __call__(self, event: Any) -> None:
+        if event.kind == "step":
+            if self.task_id is None or event.step == 1:
+                epoch = f"{event.epoch + 1}/{event.epochs}"
+                self.task_id = self.bar.add_task("", total=event.steps, epoch=epoch, speed="-", parts="")
+            speed = self.bar.tasks[self.task_id].speed
+            parts = " ".join(
+                f"{k.removeprefix('loss_')}={v:.3f}" for k, v in event.parts.items() if "_" not in k[5:]
+            )
+            self.bar.update(
+                self.task_id, completed=event.step, parts=parts, speed=f"{speed:.1f}" if speed else "-"
+            )
+        elif event.kind == "eval":
+            shown = "  ".join(f"{k} {event.metrics[k]:.2f}" for k in SHOWN_METRICS if k in event.metrics)
+            console.print(
+                f"  eval epoch {event.epoch}: {shown}{'  [green]best[/green]' if event.is_best else ''}"
+            )
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+
+def _render(result: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"best epoch {result.best_epoch}", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in SHOWN_METRICS:
+        if key in result.best_metrics:
+            table.add_row(key, f"{result.best_metrics[key]:.2f}")
+    console.print(table)
+    console.print(
+        f"trainable {result.trainable:,} / {result.total:,} parameters ({result.percent:.2f} %)"
+        + (f"; skipped {result.skipped_missing} rows with missing features" if result.skipped_missing else "")
+    )
+    console.print(
+        f"bundle: {result.run_dir / 'best'}   predictions: {result.run_dir / 'best_val_preds.jsonl'}"
+    )

@@ -1,0 +1,155 @@
+"""`readcli finetune`: adapt a frozen backbone to a dataset with one method, keep the best adapter bundle.
+
+RUN_DIR holds: run.json (the request, so `--resume RUN_DIR` needs nothing else), checkpoints/ (every
+epoch, for resume), best/ (the best adapter bundle), best_val_preds.jsonl, metrics.json and
+train_log.jsonl. Every file is written atomically. See docs/training.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from readcli.errors import InputFileError, InvalidValueError, choices_text
+from readcli.fileio import atomic_write_json, atomic_write_text
+from readcli.training.loop import ProgressCallback, TrainSettings
+
+log = logging.getLogger(__name__)
+
+TASKS = ("tlg",)
+RUN_FILE = "run.json"
+BEST_DIR = "best"
+
+
+@dataclass(frozen=True)
+class FinetuneRequest:
+    """Everything a fine-tuning run depends on; saved as RUN_DIR/run.json."""
+
+    data: str
+    out: str
+    task: str = "tlg"
+    backbone: str = "moment-detr-clip"
+    method: str = "read"
+    bottleneck: int | None = None
+    rnn: str = "rnn"
+    pvla: bool = True
+    pvla_weight: float = 1.0
+    mass: float = 0.5
+    mass_mode: str = "fixed"
+    tau: float = 0.05
+    train_samples: int | None = None
+    skip_missing: bool = False
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], source: Path) -> FinetuneRequest:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputFileError(f"{source}: unknown fields {', '.join(unknown)}")
+        values = dict(data)
+        values["train"] = TrainSettings(**values.get("train", {}))
+        return cls(**values)
+
+
+@dataclass
+class FinetuneResult:
+    run_dir: Path
+    best_epoch: int | None
+    best_metrics: dict[str, float]
+    history: list[dict[str, Any]]
+    trainable: int
+    total: int
+    percent: float
+    skipped_missing: int
+    resumed_from_epoch: int
+
+
+def resume_request(
+    run_dir: str | Path, *, epochs: int | None = None, device: str | None = None
+) -> FinetuneRequest:
+    """The request saved in RUN_DIR, optionally with more epochs or another device."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise InputFileError(
+            f"cannot resume: {path} not found (is {run_dir} a readcli finetune run directory?)"
+        )
+    try:
+        request = FinetuneRequest.from_json(json.loads(path.read_text(encoding="utf-8")), path)
+    except (json.JSONDecodeError, TypeError) as err:
+        raise InputFileError(f"cannot resume: {path} is not a valid run file ({err})") from None
+    train = request.train
+    if epochs is not None:
+        train = replace(train, epochs=epochs)
+    if device is not None:
+        train = replace(train, device=device)
+    return replace(request, out=str(run_dir), train=train)
+
+
+def _check_request(request: FinetuneRequest, *, resume: bool) -> Path:
+    if request.task not in TASKS:
+        raise InvalidValueError(
+            f"--task {request.task!r} is not available: choose one of {choices_text(TASKS)}"
+        )
+    if request.train_samples is not None and request.train_samples < 1:
+        raise InvalidValueError(f"--train-samples {request.train_samples} is invalid: use an integer >= 1")
+    out = Path(request.out)
+    if out.exists() and not out.is_dir():
+        raise InvalidValueError(f"--out {out} exists and is not a directory")
+    if not resume and (out / RUN_FILE).exists():
+        raise InvalidValueError(
+            f"--out {out} already holds a run: continue it with --resume {out}, or choose another --out"
+        )
+    return out
+
+
+def run(
+    request: FinetuneRequest, *, resume: bool = False, progress: ProgressCallback | None = None
+) -> FinetuneResult:
+    """Fine-tune, evaluating every epoch; the best bundle, predictions and metrics land in RUN_DIR."""
+    from readcli.pipelines._grounding_run import prepare_grounding_run
+
+    out = _check_request(request, resume=resume)
+    pvla = _pvla_settings(request)  # validates before any heavy work
+    run = prepare_grounding_run(request, pvla)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / RUN_FILE, request.to_json())
+    return run.train(out, resume=resume, progress=progress)
+
+
+def _pvla_settings(request: FinetuneRequest) -> Any:
+    from readcli.alignment import PVLASettings
+
+    if not request.pvla:
+        return None
+    mode: Any = request.mass_mode  # PVLASettings validates it
+    return PVLASettings(weight=request.pvla_weight, mass=request.mass, mass_mode=mode, tau=request.tau)
+
+
+class JsonlLog:
+    """The training log: one JSON object per line, appended and flushed as the run goes.
+
+    On resume, records from epochs after the checkpoint are dropped first (they will be replayed).
+    """
+
+    def __init__(self, path: Path, *, keep_epochs_upto: int | None) -> None:
+        self.path = path
+        if keep_epochs_upto is not None and path.is_file():
+            kept = [
+                line
+                for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("epoch", 0) <= keep_epochs_upto
+            ]
+            atomic_write_text(path, "".join(line + "\n" for line in kept))
+        elif keep_epochs_upto is None:
+            atomic_write_text(path, "")
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")

@@ -1,0 +1,91 @@
+"""Temporal language grounding as a `TrainTask`: official Moment-DETR losses + PVLA, official metrics.
+
+Dimension letters: B batch, N_V clips, N_L words, L encoder blocks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from readcli.alignment import PVLASettings, pvla_loss
+from readcli.data.collate import MomentBatch, collate_moments
+from readcli.data.moments import MomentDataset
+from readcli.evaluation import evaluate_qvhighlights
+from readcli.training.grounding_loss import GroundingCriterion, GroundingLossWeights, GroundingTargets
+from readcli.training.grounding_predict import PredictionSettings, QueryMeta, predictions_from_outputs
+from readcli.training.loop import EvalOutput, StepOutput, batches_of
+
+
+@dataclass
+class GroundingTask:
+    """Train on `train`, evaluate on `val` against `val_ground_truth` (official QVHighlights rows).
+
+    pvla: None trains without the alignment loss; otherwise its weighted value is added to the task
+    loss and logged as `loss_pvla`.
+    """
+
+    train: MomentDataset
+    val: MomentDataset
+    val_ground_truth: Sequence[Mapping[str, Any]]
+    loss_weights: GroundingLossWeights
+    pvla: PVLASettings | None = None
+    prediction: PredictionSettings | None = None
+    eval_batch_size: int = 100
+
+    def __post_init__(self) -> None:
+        self.criterion = GroundingCriterion(self.loss_weights)
+
+    def num_train_batches(self, batch_size: int) -> int:
+        return -(-len(self.train) // batch_size)
+
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[MomentBatch]:
+        epoch = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        self.train.set_epoch(epoch)  # re-draws the saliency pairs, reproducibly per epoch
+        order = torch.randperm(len(self.train), generator=generator).tolist()
+        for indices in batches_of(order, batch_size):
+            yield collate_moments([self.train[i] for i in indices])
+
+    def train_step(self, model: torch.nn.Module, batch: MomentBatch, device: torch.device) -> StepOutput:
+        batch = batch.to(device)
+        collect = self.pvla is not None and self.pvla.weight > 0
+        model.collect_block_states = collect  # type: ignore[assignment]
+        outputs = model(**batch.model_inputs())
+        targets = GroundingTargets(
+            spans=batch.span_labels,
+            saliency_pos=batch.saliency_pos_labels,
+            saliency_neg=batch.saliency_neg_labels,
+        )
+        loss = self.criterion(outputs, targets)
+        parts = {k: v for k, v in loss.parts.items() if k != "class_error"}
+        total = loss.total
+        if collect:
+            assert self.pvla is not None  # for mypy: `collect` implies it
+            alignment = pvla_loss(outputs["block_states"], settings=self.pvla)
+            parts["loss_pvla"] = alignment
+            total = total + alignment
+        return StepOutput(total=total, parts=parts)
+
+    @torch.no_grad()
+    def predict(
+        self, model: torch.nn.Module, dataset: MomentDataset, device: torch.device
+    ) -> list[dict[str, Any]]:
+        model.collect_block_states = False  # type: ignore[assignment]
+        rows: list[dict[str, Any]] = []
+        for indices in batches_of(list(range(len(dataset))), self.eval_batch_size):
+            batch = collate_moments([dataset[i] for i in indices]).to(device)
+            outputs = model(**batch.model_inputs())
+            metas = [
+                QueryMeta(qid=q, query=t, vid=v, duration=d)
+                for q, t, v, d in zip(batch.qids, batch.queries, batch.vids, batch.durations, strict=True)
+            ]
+            rows.extend(predictions_from_outputs(outputs, batch.src_vid_mask, metas, self.prediction))
+        return rows
+
+    def evaluate(self, model: torch.nn.Module, device: torch.device) -> EvalOutput:
+        predictions = self.predict(model, self.val, device)
+        metrics = evaluate_qvhighlights(predictions, list(self.val_ground_truth))
+        return EvalOutput(metrics=metrics, predictions=predictions)
