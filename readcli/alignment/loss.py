@@ -1,0 +1,156 @@
+"""The PVLA loss: partial OT between video and text token states at every block of a backbone.
+
+Dimension letters: L blocks, B batch, N_V video tokens, N_L text tokens, d width.
+
+All blocks go to the solver as one batch of L * B problems (blocks stacked into the batch), with
+cost 1 - cosine and uniform weights over the valid tokens. The loss is weight * (sum over blocks of
+the batch mean of <T*, C>), T* detached (envelope gradient). docs/pvla.md says why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from readcli.alignment.cost import cosine_cost
+from readcli.alignment.partial_ot import solve_partial_ot
+from readcli.alignment.sweep import partial_ot_sweep
+from readcli.backbones.base import BlockStates
+from readcli.errors import InvalidValueError, choices_text
+
+MASS_MODES: tuple[str, ...] = ("fixed", "sweep")
+BLOCK_REDUCTIONS: tuple[str, ...] = ("sum", "mean")
+States = torch.Tensor | Sequence[torch.Tensor]
+
+
+@dataclass(frozen=True)
+class PVLASettings:
+    """How PVLA is computed and weighted. Defaults: docs/pvla.md ("Defaults")."""
+
+    weight: float = 1.0  # the paper gives none; L_task + weight * L_PVLA
+    mass: float = 0.5  # fraction of the unit marginals transported (mass_mode "fixed")
+    mass_mode: Literal["fixed", "sweep"] = "fixed"  # "sweep": the paper's min over s, for fidelity
+    tau: float = 0.05
+    max_iter: int = 1000
+    tol: float = 1e-6
+    blocks: Literal["sum", "mean"] = "sum"  # the paper adds the loss at every block: "sum"
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.weight, int | float) and math.isfinite(self.weight) and self.weight >= 0):
+            raise InvalidValueError(f"PVLA weight {self.weight!r} is invalid: use a finite number >= 0")
+        if not (isinstance(self.mass, int | float) and 0 < self.mass <= 1):
+            raise InvalidValueError(f"PVLA mass {self.mass!r} is out of range: use a fraction in (0, 1]")
+        if self.mass_mode not in MASS_MODES:
+            raise InvalidValueError(
+                f"PVLA mass_mode {self.mass_mode!r} is unknown: choose one of {choices_text(MASS_MODES)}"
+            )
+        if not (isinstance(self.tau, int | float) and math.isfinite(self.tau) and self.tau > 0):
+            raise InvalidValueError(f"PVLA tau {self.tau!r} is invalid: use a finite temperature > 0")
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
+            raise InvalidValueError(f"PVLA max_iter {self.max_iter!r} is invalid: use an integer >= 1")
+        if not (isinstance(self.tol, int | float) and math.isfinite(self.tol) and self.tol >= 0):
+            raise InvalidValueError(f"PVLA tol {self.tol!r} is invalid: use a finite number >= 0")
+        if self.blocks not in BLOCK_REDUCTIONS:
+            raise InvalidValueError(
+                f"PVLA blocks {self.blocks!r} is unknown: choose one of {choices_text(BLOCK_REDUCTIONS)}"
+            )
+
+
+def pvla_loss(
+    video_states: States | BlockStates,
+    text_states: States | None = None,
+    video_mask: torch.Tensor | None = None,
+    text_mask: torch.Tensor | None = None,
+    *,
+    settings: PVLASettings | None = None,
+) -> torch.Tensor:
+    """The weighted PVLA term to add to the task loss: a scalar with gradient to the states.
+
+    States: (L, B, N, d), a sequence of L tensors (B, N, d), a single (B, N, d), or a `BlockStates`
+    (which carries its masks). Masks (B, N_V) / (B, N_L) bool, True = valid, shared by all blocks.
+    """
+    settings = settings or PVLASettings()
+    if isinstance(video_states, BlockStates):
+        states = video_states
+        video_states, text_states = states.video, states.text
+        video_mask, text_mask = states.video_mask, states.text_mask
+    if text_states is None:
+        raise InvalidValueError("pvla_loss needs text_states (or a BlockStates as its first argument)")
+    video, text = _stack_blocks(video_states, "video_states"), _stack_blocks(text_states, "text_states")
+    if video.shape[:2] != text.shape[:2] or video.shape[-1] != text.shape[-1]:
+        raise InvalidValueError(
+            f"video_states {tuple(video.shape)} and text_states {tuple(text.shape)} do not match: "
+            "expected (L, B, N_V, d) and (L, B, N_L, d) with the same L, B and d"
+        )
+    blocks, batch, n_v, width = video.shape
+    n_l = text.shape[2]
+    video_mask = _mask(video_mask, (batch, n_v), "video_mask", video.device)
+    text_mask = _mask(text_mask, (batch, n_l), "text_mask", video.device)
+    _check_finite(video, video_mask, "video_states")
+    _check_finite(text, text_mask, "text_states")
+    if settings.weight == 0:
+        return torch.zeros((), device=video.device)
+    # padding is zeroed so that whatever it holds cannot reach the gradient through the matmul
+    video = video.masked_fill(~video_mask[None, :, :, None], 0.0)  # (L, B, N_V, d)
+    text = text.masked_fill(~text_mask[None, :, :, None], 0.0)  # (L, B, N_L, d)
+    cost = cosine_cost(video.reshape(-1, n_v, width), text.reshape(-1, n_l, width))  # (L * B, N_V, N_L)
+    rows, cols = video_mask.repeat(blocks, 1), text_mask.repeat(blocks, 1)  # (L * B, N_V), (L * B, N_L)
+    if settings.mass_mode == "sweep":
+        distance = partial_ot_sweep(
+            cost, rows, cols, tau=settings.tau, max_iter=settings.max_iter, tol=settings.tol
+        ).distance  # (L * B,)
+    else:
+        distance = solve_partial_ot(
+            cost,
+            rows,
+            cols,
+            mass=settings.mass,
+            tau=settings.tau,
+            max_iter=settings.max_iter,
+            tol=settings.tol,
+        ).distance  # (L * B,)
+    per_block = distance.view(blocks, batch).mean(1)  # (L,)
+    combined = per_block.sum() if settings.blocks == "sum" else per_block.mean()
+    return settings.weight * combined
+
+
+def _stack_blocks(states: States, name: str) -> torch.Tensor:
+    """(L, B, N, d) tensor, list of L (B, N, d), or one (B, N, d) -> (L, B, N, d)."""
+    if isinstance(states, torch.Tensor):
+        if states.dim() == 3:
+            return states[None]
+        if states.dim() == 4:
+            return states
+        raise InvalidValueError(f"{name} has shape {tuple(states.shape)}: expected (L, B, N, d) or (B, N, d)")
+    if not isinstance(states, Sequence) or not states or not all(isinstance(s, torch.Tensor) for s in states):
+        raise InvalidValueError(f"{name} is {type(states).__name__}: expected a tensor or a list of tensors")
+    shapes = {tuple(s.shape) for s in states}
+    if len(shapes) != 1 or states[0].dim() != 3:
+        raise InvalidValueError(f"{name} blocks have shapes {sorted(shapes)}: expected one shape (B, N, d)")
+    return torch.stack(list(states))
+
+
+def _mask(mask: torch.Tensor | None, shape: tuple[int, int], name: str, device: torch.device) -> torch.Tensor:
+    if mask is None:
+        return torch.ones(shape, dtype=torch.bool, device=device)
+    if tuple(mask.shape) != shape or mask.dtype != torch.bool:
+        raise InvalidValueError(
+            f"{name} has shape {tuple(mask.shape)} and dtype {mask.dtype}: "
+            f"expected bool {shape} (True = valid)"
+        )
+    return mask.to(device)
+
+
+def _check_finite(states: torch.Tensor, mask: torch.Tensor, name: str) -> None:
+    with torch.no_grad():
+        bad = ~torch.isfinite(states).all(-1) & mask[None]  # (L, B, N)
+        if bool(bad.any()):
+            block, sample, token = (int(i) for i in bad.nonzero()[0])
+            raise InvalidValueError(
+                f"{name} has NaN or inf values (block {block}, sample {sample}, token {token}): "
+                "features must be finite"
+            )
