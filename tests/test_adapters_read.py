@@ -243,3 +243,18 @@ def test_context_caches_derived_plans_per_ids_tensor() -> None:
     assert context.past_length("decoder") == 3 and context.past_length("encoder") == 0
     context.set_past_length("decoder", 0)
     assert context.past_length("decoder") == 0
+
+
+def test_package_exports_resolve_and_context_stays_light() -> None:
+    import subprocess
+    import sys
+
+    import readcli.adapters as adapters
+
+    for name in adapters.__all__:
+        assert getattr(adapters, name) is not None
+    code = (
+        "import sys, readcli.adapters.context; "
+        "assert 'peft' not in sys.modules and 'safetensors' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
