@@ -1,0 +1,95 @@
+"""`readcli inspect-ot`: the partial transport plan between a video and a query (pipelines/inspect_ot.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from readcli.cli.common import console, error_boundary
+
+if TYPE_CHECKING:
+    from readcli.pipelines.inspect_ot import InspectOTResult
+
+SHADES = " ░▒▓█"  # light to heavy
+MAX_COLUMNS = 100  # clips per heatmap line; longer videos are max-pooled down to this
+
+
+def register(app: typer.Typer) -> None:
+    app.command("inspect-ot")(inspect_ot)
+
+
+@error_boundary
+def inspect_ot(
+    video_features: Annotated[
+        Path, typer.Option("--video-features", help="Video .npz (key 'features', clips x d).")
+    ],
+    text_features: Annotated[
+        Path, typer.Option("--text-features", help="Text .npz (key 'last_hidden_state', tokens x d).")
+    ],
+    mass: Annotated[float, typer.Option("--mass", help="Transported mass fraction s in (0, 1].")] = 0.5,
+    tau: Annotated[float, typer.Option("--tau", help="Entropic temperature (> 0).")] = 0.05,
+    top: Annotated[int, typer.Option("--top", help="How many aligned (clip, token) pairs to list.")] = 10,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print distance, mass, tau, iterations, plan.")
+    ] = False,
+    png: Annotated[Path | None, typer.Option("--png", help="Also write the plan as a PNG image.")] = None,
+) -> None:
+    """Partial optimal transport between one video's clip features and one query's token features."""
+    from readcli.pipelines import inspect_ot as pipeline
+
+    request = pipeline.InspectOTRequest(video_features, text_features, mass=mass, tau=tau, top_k=top)
+    result = pipeline.run(request)
+    if png is not None:
+        pipeline.write_plan_png(result, png)
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    state = "converged" if result.converged else "not converged"
+    console.print(
+        f"distance [bold]{result.distance:.6f}[/]  mass {result.mass}  tau {result.tau}  "
+        f"iterations {result.iterations} ({state}{', log domain' if result.log_domain else ''})"
+    )
+    console.print(_heatmap(result))
+    console.print(_pairs_table(result))
+    if png is not None:
+        console.print(f"plan image written to {png}")
+
+
+def _heatmap(result: InspectOTResult) -> Text:
+    """Tokens down, clips across; shade and colour grow with the transported mass."""
+    import numpy as np
+
+    plan = result.plan.T  # (N_L, N_V)
+    pool = -(-plan.shape[1] // MAX_COLUMNS)  # clips per character
+    width = -(-plan.shape[1] // pool)
+    padded = np.zeros((plan.shape[0], width * pool), dtype=plan.dtype)
+    padded[:, : plan.shape[1]] = plan
+    pooled = padded.reshape(plan.shape[0], width, pool).max(axis=2)  # (N_L, width)
+    level = pooled / max(float(pooled.max()), 1e-30)
+    text = Text(
+        f"plan: {plan.shape[0]} tokens (rows) x {plan.shape[1]} clips (columns"
+        + (f", {pool} per character)\n" if pool > 1 else ")\n")
+    )
+    for token, row in enumerate(level):
+        text.append(f"{token:>3} ", style="dim")
+        for value in row:
+            shade = SHADES[int(round(value * (len(SHADES) - 1)))]
+            text.append(
+                shade, style=f"rgb({int(60 + 195 * value)},{int(40 + 120 * value)},{int(90 * (1 - value))})"
+            )
+        text.append("\n")
+    return text
+
+
+def _pairs_table(result: InspectOTResult) -> Table:
+    table = Table(title="top aligned pairs")
+    for column in ("clip", "token", "mass", "cost (1 - cos)"):
+        table.add_column(column, justify="right")
+    for pair in result.top_pairs:
+        table.add_row(str(pair.clip), str(pair.token), f"{pair.weight:.5f}", f"{pair.cost:.4f}")
+    return table

@@ -1,0 +1,131 @@
+"""`inspect-ot`: the partial transport plan between one video's clips and one query's tokens.
+
+Reads two feature files in the Moment-DETR layout (video: key `features`, (N_V, d); text: key
+`last_hidden_state`, (N_L, d)), takes cost = 1 - cosine of the rows as stored and uniform weights,
+and solves entropic partial OT with readcli's batched solver (which matches POT's
+`entropic_partial_wasserstein`). Taking a video file and a query directly (through `extract`) is
+planned, not built: docs/pvla.md ("inspect-ot").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from readcli.errors import InvalidValueError
+
+
+@dataclass(frozen=True)
+class InspectOTRequest:
+    video_features: Path
+    text_features: Path
+    mass: float = 0.5
+    tau: float = 0.05
+    max_iter: int = 1000
+    tol: float = 1e-6
+    top_k: int = 10
+
+    def __post_init__(self) -> None:
+        # checked before any file is read, with the option names a user typed
+        if not (math.isfinite(self.mass) and 0 < self.mass <= 1):
+            raise InvalidValueError(f"--mass {self.mass} is out of range: use a fraction in (0, 1]")
+        if not (math.isfinite(self.tau) and self.tau > 0):
+            raise InvalidValueError(f"--tau {self.tau} is invalid: use a finite temperature > 0 (e.g. 0.05)")
+        if self.max_iter < 1:
+            raise InvalidValueError(f"--max-iter {self.max_iter} is invalid: use an integer >= 1")
+        if not (math.isfinite(self.tol) and self.tol >= 0):
+            raise InvalidValueError(f"--tol {self.tol} is invalid: use a finite number >= 0")
+        if self.top_k < 0:
+            raise InvalidValueError(f"--top {self.top_k} is invalid: use an integer >= 0")
+
+
+@dataclass(frozen=True)
+class AlignedPair:
+    clip: int  # row of the video features
+    token: int  # row of the text features
+    weight: float  # transported mass
+    cost: float  # 1 - cosine
+
+
+@dataclass(frozen=True)
+class InspectOTResult:
+    distance: float  # <plan, C>, POT's partial Wasserstein distance of the entropic plan
+    mass: float
+    tau: float
+    iterations: int
+    converged: bool
+    log_domain: bool
+    plan: np.ndarray  # (N_V, N_L) float32
+    cost: np.ndarray  # (N_V, N_L) float32
+    top_pairs: tuple[AlignedPair, ...]
+
+    def to_json(self) -> dict[str, object]:
+        """The `--json` document: distance, mass, tau, iterations and the plan as nested lists."""
+        return {
+            "distance": self.distance,
+            "mass": self.mass,
+            "tau": self.tau,
+            "iterations": self.iterations,
+            "plan": self.plan.astype(float).tolist(),
+        }
+
+
+def run(request: InspectOTRequest) -> InspectOTResult:
+    """Load, check, solve, and list the heaviest (clip, token) pairs."""
+    import torch
+
+    from readcli.alignment import cosine_cost, solve_partial_ot
+    from readcli.features.store import TEXT_KEY, VIDEO_KEY, load_feature_array
+
+    video = load_feature_array(request.video_features, VIDEO_KEY)  # (N_V, d)
+    text = load_feature_array(request.text_features, TEXT_KEY, expected_dim=video.shape[1])  # (N_L, d)
+    with torch.no_grad():
+        cost = cosine_cost(torch.from_numpy(video)[None], torch.from_numpy(text)[None])  # (1, N_V, N_L)
+        solution = solve_partial_ot(
+            cost, mass=request.mass, tau=request.tau, max_iter=request.max_iter, tol=request.tol
+        )
+    plan = solution.plan[0].float().numpy()  # (N_V, N_L)
+    cost_np = cost[0].float().numpy()  # (N_V, N_L)
+    return InspectOTResult(
+        distance=float(solution.distance[0]),
+        mass=request.mass,
+        tau=request.tau,
+        iterations=int(solution.iterations[0]),
+        converged=bool(solution.converged[0]),
+        log_domain=bool(solution.log_domain[0]),
+        plan=plan,
+        cost=cost_np,
+        top_pairs=_top_pairs(plan, cost_np, request.top_k),
+    )
+
+
+def _top_pairs(plan: np.ndarray, cost: np.ndarray, k: int) -> tuple[AlignedPair, ...]:
+    order = np.argsort(-plan, axis=None, kind="stable")[:k]  # heaviest first, ties by position
+    rows, cols = np.unravel_index(order, plan.shape)
+    return tuple(
+        AlignedPair(int(r), int(c), float(plan[r, c]), float(cost[r, c]))
+        for r, c in zip(rows, cols, strict=True)
+    )
+
+
+def write_plan_png(result: InspectOTResult, path: str | Path) -> None:
+    """The plan as an image (tokens down, clips across), written atomically; no global pyplot state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from readcli.fileio import atomic_write_with
+
+    n_v, n_l = result.plan.shape
+    figure = Figure(figsize=(min(16.0, 2 + n_v * 0.12), min(10.0, 1.5 + n_l * 0.25)))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    image = axes.imshow(result.plan.T, aspect="auto", cmap="magma", interpolation="nearest")
+    axes.set_xlabel("video clip")
+    axes.set_ylabel("text token")
+    axes.set_title(f"partial OT plan: distance {result.distance:.4f}, mass {result.mass}, tau {result.tau}")
+    figure.colorbar(image, ax=axes, label="transported mass")
+    figure.tight_layout()
+    atomic_write_with(path, lambda handle: figure.savefig(handle, format="png", dpi=100))
