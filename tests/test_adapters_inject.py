@@ -106,8 +106,10 @@ def test_nothing_matching_names_the_patterns_and_the_modules() -> None:
 def test_bad_method_prompt_and_bias_refusals() -> None:
     with pytest.raises(InvalidValueError, match="unknown method 'readd': choose one of full, partial, bias"):
         inject(tiny_bart(), "readd")
+    refused = tiny_bart()
     with pytest.raises(InvalidValueError, match="does not accept prompt tokens"):
-        inject(tiny_bart(), "prompt")
+        inject(refused, "prompt")
+    assert "sequence_context" not in refused.__dict__ and all(p.requires_grad for p in refused.parameters())
     with pytest.raises(InvalidValueError, match="found no bias parameters in T5ForConditionalGeneration"):
         inject(tiny_t5(), "bias")
     model = tiny_bart()
@@ -116,6 +118,15 @@ def test_bad_method_prompt_and_bias_refusals() -> None:
         inject(model, "lora")
     with pytest.raises(InvalidValueError, match="differs from the settings' method"):
         inject(tiny_bart(), "read", MethodSettings("lora"))
+
+
+def test_backbone_methods_report_the_modules_they_train() -> None:
+    assert inject(tiny_bart(), "partial").modules == ("model.encoder.layers.1", "model.decoder.layers.1")
+    assert inject(tiny_t5(), "proj").modules == ("lm_head",)
+    assert inject(tiny_grounder(), "full").modules == ("",)
+    bias = inject(tiny_transformer(), "bias")
+    assert "encoder.layers.0.self_attn" in bias.modules and "decoder.norm" in bias.modules
+    assert all(name.endswith(("bias", "in_proj_bias")) for name in bias.trainable)
 
 
 def test_prompt_tokens_installed_where_the_host_reads_them() -> None:

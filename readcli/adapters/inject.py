@@ -117,23 +117,34 @@ def _bias_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
     return found
 
 
+def _plan_backbone(
+    model: nn.Module, settings: MethodSettings, targets: AdapterTargets
+) -> tuple[list[str], dict[str, nn.Parameter]]:
+    """(modules the method trains, their parameters plus the new heads'), before injecting anything."""
+    planned: dict[str, nn.Parameter] = {}
+    if targets.new_heads:
+        planned.update(_parameters_under(match_modules(model, targets.new_heads, what="new head")))
+    chosen: list[tuple[str, nn.Module]] = []
+    if settings.method == "full":
+        chosen = [("", model)]
+    elif settings.method == "partial":
+        chosen = match_modules(model, targets.partial, what="partial (last layer)")
+    elif settings.method == "proj":
+        chosen = match_modules(model, targets.projection, what="projection")
+    planned.update(_parameters_under(chosen))
+    names = [name for name, _ in chosen]
+    if settings.method == "bias":
+        biases = _bias_parameters(model)
+        planned.update(biases)
+        names = sorted({name.rsplit(".", 1)[0] for name in biases})
+    return names, planned
+
+
 def planned_backbone_parameters(
     model: nn.Module, settings: MethodSettings, targets: AdapterTargets
 ) -> dict[str, nn.Parameter]:
     """The existing parameters `settings.method` trains (new heads included), before injecting anything."""
-    method = settings.method
-    planned: dict[str, nn.Parameter] = {}
-    if targets.new_heads:
-        planned.update(_parameters_under(match_modules(model, targets.new_heads, what="new head")))
-    if method == "full":
-        planned.update(dict(model.named_parameters()))
-    elif method == "partial":
-        planned.update(_parameters_under(match_modules(model, targets.partial, what="partial (last layer)")))
-    elif method == "proj":
-        planned.update(_parameters_under(match_modules(model, targets.projection, what="projection")))
-    elif method == "bias":
-        planned.update(_bias_parameters(model))
-    return planned
+    return _plan_backbone(model, settings, targets)[1]
 
 
 def _feed_forward_matches(
@@ -273,13 +284,15 @@ def inject(
             f"this model already has method {existing.settings.method!r} injected; build a fresh backbone"
         )
     targets, preset = resolve_targets(model, targets)
-    planned = planned_backbone_parameters(model, settings, targets)
+    backbone_modules, planned = _plan_backbone(model, settings, targets)
+    attach_context = False
     if context is None:
         context = getattr(model, "sequence_context", None)
         if not isinstance(context, SequenceContext):
-            context = SequenceContext()
-            model.__dict__["sequence_context"] = context  # a plain attribute, as AdapterHost declares
+            context, attach_context = SequenceContext(), True
     settings, modules = _INSTALLERS[settings.method](model, settings, targets, context)
+    if attach_context:  # only now: a refused installation leaves the model as it was
+        model.__dict__["sequence_context"] = context  # a plain attribute, as AdapterHost declares
     if settings.method == "read" and preset is not None:
         install_stream_sources(model, context, preset.sources)
     owned = adapter_parameters(model)
@@ -290,10 +303,8 @@ def inject(
         parameter.requires_grad_(False)
     for parameter in (*owned.values(), *planned.values()):
         parameter.requires_grad_(True)
-    if settings.method == "full":
-        modules = [""]
-    elif settings.method in ("partial", "proj", "bias"):
-        modules = sorted({name.rsplit(".", 1)[0] for name in planned})
+    if settings.method in ("full", "partial", "proj", "bias"):
+        modules = backbone_modules
     report = InjectionReport(
         settings=settings,
         architecture=architecture_of(model),
