@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "readcli"
-CORE = {"adapters", "alignment", "backbones", "data", "features", "evaluation", "training"}
+CORE = {"adapters", "alignment", "backbones", "data", "features", "evaluation", "inference", "training"}
 
 
 def _layer(path: Path) -> str:
