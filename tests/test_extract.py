@@ -36,13 +36,13 @@ runner = CliRunner()
 @pytest.fixture(scope="module", autouse=True)
 def _cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """A private digest cache for this module (CliRunner runs in this process, so the env reaches it)."""
-    previous = os.environ.get("READCLI_CACHE_DIR")
-    os.environ["READCLI_CACHE_DIR"] = str(tmp_path_factory.mktemp("readcli-cache"))
+    previous = os.environ.get("READCLI_CACHE")
+    os.environ["READCLI_CACHE"] = str(tmp_path_factory.mktemp("readcli-cache"))
     yield
     if previous is None:
-        os.environ.pop("READCLI_CACHE_DIR", None)
+        os.environ.pop("READCLI_CACHE", None)
     else:
-        os.environ["READCLI_CACHE_DIR"] = previous
+        os.environ["READCLI_CACHE"] = previous
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from readcli.errors import InputFileError, InvalidValueError, OfflineError
 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("READCLI_CACHE_DIR", str(tmp_path / "readcli-cache"))
+    monkeypatch.setenv("READCLI_CACHE", str(tmp_path / "readcli-cache"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # open_clip's URL cache lives under ~/.cache/clip
     import huggingface_hub.constants
 

@@ -27,7 +27,7 @@ from readcli.features.clips import ClipPlan, plan_clips
 log = logging.getLogger(__name__)
 
 # Full-resolution RGB frames held at once while decoding (the rest of the pipeline holds 224² crops).
-FRAME_BUDGET_BYTES = 64 * 2**20
+FRAME_BUDGET_BYTES = 4 * 2**20
 
 _FD_LOCK = threading.Lock()
 _FFMPEG_LINE = re.compile(

@@ -43,8 +43,8 @@ class ResolvedWeights:
 
 
 def cache_dir() -> Path:
-    """readcli's cache folder: $READCLI_CACHE_DIR, else $XDG_CACHE_HOME/readcli, else ~/.cache/readcli."""
-    explicit = os.environ.get("READCLI_CACHE_DIR")
+    """readcli's cache folder: $READCLI_CACHE, else $XDG_CACHE_HOME/readcli, else ~/.cache/readcli."""
+    explicit = os.environ.get("READCLI_CACHE")
     if explicit:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
