@@ -4,7 +4,8 @@
   the weights come from, the features the model expects). Cards hold no weights.
 - `load_backbone(path_or_preset)` accepts a preset name, an official `.ckpt`/`.pth` file, or a
   directory written by `save_backbone` (config.json + model.safetensors). It returns the model in
-  eval mode; every failure is one `CheckpointError` that says what to do.
+  eval mode; every failure is one `CheckpointError` that says what to do. Vision-guided BART/T5
+  presets and directories go to `vision_guided_io.load_vision_guided` (docs/summarization.md).
 - `build_backbone(config)` builds a fresh model from a config (tiny models in tests).
 """
 
@@ -26,6 +27,7 @@ from readcli.backbones.checkpoint import check_state_dict, load_official_checkpo
 from readcli.backbones.moment_detr import ARCHITECTURE as MOMENT_DETR
 from readcli.backbones.moment_detr import MomentDETR, build_moment_detr, state_layout
 from readcli.backbones.moment_detr_config import MomentDETRConfig, read_json_object
+from readcli.backbones.vision_guided_io import is_vision_guided, load_vision_guided
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
 from readcli.fileio import atomic_write_bytes, atomic_write_json
 
@@ -114,6 +116,8 @@ def load_backbone(
 ) -> torch.nn.Module:
     """Load a backbone (an AdapterHost) from a preset, an official checkpoint or a readcli directory."""
     name = os.fspath(path_or_preset)
+    if is_vision_guided(name):  # bart-base-vg, t5-base-vg, or a BART/T5 directory (vision_guided_io.py)
+        return load_vision_guided(name, device=device, dtype=dtype)
     card: PresetCard | None = None
     if name in PRESETS:
         card = load_card(name)
