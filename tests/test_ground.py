@@ -1,7 +1,9 @@
 """`readcli ground` end to end: a generated 10-minute video and real clips through the parity checkpoint.
 
-CLIP ViT-B-32 has random weights saved here; the feature cache and the digest cache live in a private
-folder for this module. The long video is made and extracted once (the `long_runs` fixture).
+The feature extractor is a CLIP of open_clip's architecture with random weights saved here: a tiny
+one with Moment-DETR's widths for speed, and ViT-B-32 once through the CLI. The feature cache and the
+digest cache live in a private folder for this module. The long video is made and extracted once (the
+`long_runs` fixture).
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("ground-cache")
     patch = pytest.MonkeyPatch()
     patch.setenv("READCLI_CACHE", str(root))
-    patch.setenv("READCLI_CACHE_DIR", str(root / "digests"))
     yield root
     patch.undo()
 
