@@ -276,9 +276,16 @@ def test_missing_video_is_one_error_line(tmp_path: Path) -> None:
     assert "missing.mp4: video file not found" in line
 
 
-def test_bad_top_k_is_refused_before_anything_loads(long_video: Path) -> None:
-    line = _one_error_line(runner.invoke(app, ["ground", str(long_video), "dogs", "--top-k", "0"]))
-    assert "--top-k 0 is invalid" in line
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [(["--top-k", "0"], "--top-k 0 is invalid"), (["--stride", "0"], "--stride 0 is invalid"),
+     (["--nms-iou", "1.5"], "--nms-iou 1.5 is invalid")],
+)  # fmt: skip
+def test_bad_numbers_are_refused_before_anything_loads(
+    long_video: Path, option: list[str], message: str
+) -> None:
+    line = _one_error_line(runner.invoke(app, ["ground", str(long_video), "dogs", *option]))
+    assert message in line
 
 
 def _spec_json() -> dict[str, Any]:

@@ -95,6 +95,8 @@ def _validate(request: GroundRequest) -> None:
         raise InvalidValueError(f"--top-k {request.top_k} is invalid: use an integer >= 1")
     if not (math.isfinite(request.nms_iou) and 0 <= request.nms_iou <= 1):
         raise InvalidValueError(f"--nms-iou {request.nms_iou} is invalid: use a value in [0, 1]")
+    if request.stride is not None and request.stride < 1:
+        raise InvalidValueError(f"--stride {request.stride} is invalid: use a number of clips >= 1")
     if request.batch_size < 1:
         raise InvalidValueError(f"--batch-size {request.batch_size} is invalid: use an integer >= 1")
     if not request.video.is_file():

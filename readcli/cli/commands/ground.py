@@ -34,8 +34,8 @@ def sparkline(values: Sequence[float], width: int) -> str:
     return "".join(BLOCKS[round((m - low) / (high - low) * top)] for m in means)
 
 
-def _table(query: Any, number: int) -> Table:
-    table = Table(title=f"{number}. {query.query}", title_justify="left", show_edge=False)
+def _table(query: Any) -> Table:
+    table = Table(show_edge=False)
     for column in ("rank", "start (s)", "end (s)", "score"):
         table.add_column(column, justify="right")
     for rank, (start, end, score) in enumerate(query.moments, start=1):
@@ -53,7 +53,9 @@ def _render(result: Any) -> None:
     )
     width = max(10, shutil.get_terminal_size((80, 24)).columns - 2)
     for number, query in enumerate(result.queries, start=1):
-        console.print(_table(query, number))
+        text = query.query if len(query.query) <= 70 else query.query[:67] + "..."  # the JSON keeps it whole
+        console.print(f"{number}. {text}", markup=False, highlight=False)
+        console.print(_table(query))
         console.print(f"saliency {sparkline(query.saliency, width - 9)}", markup=False, highlight=False)
 
 
