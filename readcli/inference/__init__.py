@@ -1,1 +1,34 @@
-"""Inference over whole videos: sliding windows over a backbone's clip limit, merged back to absolute time."""
+"""Inference over whole videos: sliding windows over a backbone's clip limit, merged back to absolute time.
+
+Names are imported on first use (torch loads with `windows`). The method: docs/ground.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "WindowSettings": "readcli.inference.windows",
+    "WindowedGrounding": "readcli.inference.windows",
+    "ground_windows": "readcli.inference.windows",
+    "plan_windows": "readcli.inference.windows",
+    "stitch_saliency": "readcli.inference.windows",
+    "merge_moments": "readcli.inference.windows",
+    "inference_spec": "readcli.inference.spec",
+    "spec_from_card": "readcli.inference.spec",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'readcli.inference' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
