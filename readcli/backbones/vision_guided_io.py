@@ -20,6 +20,8 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -255,11 +257,26 @@ def load_text_model(source: str, family: str, *, preset: VisionGuidedCard | None
     return _from_pretrained(model_class, AutoTokenizer, source, local_only=False)
 
 
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Without transformers' weight-loading progress bar (the CLI renders its own output)."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def _from_pretrained(
     model_class: Any, tokenizer_class: Any, source: str, *, local_only: bool
 ) -> tuple[Any, Any]:
     try:
-        model = model_class.from_pretrained(source, local_files_only=local_only)
+        with _quiet_loading():
+            model = model_class.from_pretrained(source, local_files_only=local_only)
     except (OSError, ValueError) as err:
         raise CheckpointError(f"cannot load {source} ({' '.join(str(err).split())[:200]})") from None
     try:

@@ -19,7 +19,11 @@ from readcli.training.loop import ProgressCallback, TrainSettings
 
 log = logging.getLogger(__name__)
 
-TASKS = ("tlg",)
+TASKS = ("tlg", "vls")
+# the metric that picks the best epoch when the request keeps the loop's default
+SELECT_METRICS: dict[str, str] = {"tlg": "MR-full-mAP", "vls": "rougeL"}
+# the backbone used when the request keeps another task's default
+DEFAULT_BACKBONES: dict[str, str] = {"tlg": "moment-detr-clip", "vls": "bart-base-vg"}
 RUN_FILE = "run.json"
 BEST_DIR = "best"
 
@@ -43,6 +47,12 @@ class FinetuneRequest:
     train_samples: int | None = None
     skip_missing: bool = False
     train: TrainSettings = field(default_factory=TrainSettings)
+    # vls only: the video feature width (a new fusion head is built for it; None = the backbone's)
+    video_dim: int | None = None
+    # vls only: beam search for the validation summaries (docs/summarization.md)
+    beams: int = 4
+    no_repeat_ngram_size: int = 3
+    max_summary_length: int = 64
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -116,11 +126,29 @@ def run(
     from readcli.pipelines._grounding_run import prepare_grounding_run
 
     out = _check_request(request, resume=resume)
+    request = with_task_defaults(request)
     pvla = _pvla_settings(request)  # validates before any heavy work
-    run = prepare_grounding_run(request, pvla)
+    run: Any
+    if request.task == "vls":
+        from readcli.pipelines._summarization_run import prepare_summarization_run
+
+        run = prepare_summarization_run(request, pvla)
+    else:
+        run = prepare_grounding_run(request, pvla)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / RUN_FILE, request.to_json())
     return run.train(out, resume=resume, progress=progress)
+
+
+def with_task_defaults(request: FinetuneRequest) -> FinetuneRequest:
+    """The request with its task's selection metric and backbone where it keeps another task's defaults."""
+    metric, wanted = request.train.select_metric, SELECT_METRICS[request.task]
+    if metric != wanted and metric in SELECT_METRICS.values():
+        request = replace(request, train=replace(request.train, select_metric=wanted))
+    backbone = DEFAULT_BACKBONES[request.task]
+    if request.backbone != backbone and request.backbone in DEFAULT_BACKBONES.values():
+        request = replace(request, backbone=backbone)
+    return request
 
 
 def _pvla_settings(request: FinetuneRequest) -> Any:

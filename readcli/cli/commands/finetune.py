@@ -9,7 +9,9 @@ import typer
 
 from readcli.cli.common import console, error_boundary
 
-SHOWN_METRICS = ("MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP", "HL-min-VeryGood-mAP")
+SHOWN_METRICS = (
+    "MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP", "HL-min-VeryGood-mAP", "rouge1", "rouge2", "rougeL",
+)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:
@@ -22,10 +24,16 @@ def finetune(
     out: Annotated[
         Path | None, typer.Option("--out", help="Run directory for checkpoints, bundle, logs.")
     ] = None,
-    task: Annotated[str, typer.Option("--task", help="tlg (temporal language grounding).")] = "tlg",
+    task: Annotated[
+        str, typer.Option("--task", help="tlg (temporal language grounding) or vls (summarization, How2).")
+    ] = "tlg",
     backbone: Annotated[
-        str, typer.Option("--backbone", help="Preset name or checkpoint path.")
-    ] = "moment-detr-clip",
+        str | None,
+        typer.Option(
+            "--backbone",
+            help="Preset, checkpoint or directory (default: moment-detr-clip for tlg, bart-base-vg for vls).",
+        ),
+    ] = None,
     method: Annotated[
         str, typer.Option("--method", help="full|partial|bias|proj|lora|prompt|adapter|read")
     ] = "read",
@@ -59,8 +67,25 @@ def finetune(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the run in this directory.")
     ] = None,
+    select_metric: Annotated[
+        str | None,
+        typer.Option(
+            "--select-metric", help="Metric that picks the best epoch (tlg: MR-full-mAP, vls: rougeL)."
+        ),
+    ] = None,
+    video_dim: Annotated[
+        int | None,
+        typer.Option("--video-dim", help="vls: video feature width (new fusion head; default 2048)."),
+    ] = None,
+    beams: Annotated[int, typer.Option("--beams", help="vls: beam search width.")] = 4,
+    no_repeat_ngram_size: Annotated[
+        int, typer.Option("--no-repeat-ngram-size", help="vls: block repeated n-grams (0 = off).")
+    ] = 3,
+    max_summary_length: Annotated[
+        int, typer.Option("--max-summary-length", help="vls: most tokens per generated summary.")
+    ] = 64,
 ) -> None:
-    """Fine-tune a frozen backbone with READ (or a baseline method) and PVLA."""
+    """Fine-tune a frozen backbone with READ (or a baseline method) and PVLA (grounding or summarization)."""
     from readcli.pipelines import finetune as pipeline
     from readcli.training.loop import TrainSettings
 
@@ -75,12 +100,15 @@ def finetune(
             seed=seed,
             device=device or "auto",
             amp=amp,  # type: ignore[arg-type]
+            select_metric=select_metric or pipeline.SELECT_METRICS.get(task, "MR-full-mAP"),
         )
         request = pipeline.FinetuneRequest(
-            data=str(data), out=str(out), task=task, backbone=backbone, method=method,
+            data=str(data), out=str(out), task=task,
+            backbone=backbone or pipeline.DEFAULT_BACKBONES.get(task, "moment-detr-clip"), method=method,
             bottleneck=bottleneck, rnn=rnn, pvla=pvla, pvla_weight=pvla_weight, mass=mass,
             mass_mode=mass_mode, tau=tau, train_samples=train_samples, skip_missing=skip_missing,
-            train=settings,
+            train=settings, video_dim=video_dim, beams=beams, no_repeat_ngram_size=no_repeat_ngram_size,
+            max_summary_length=max_summary_length,
         )  # fmt: skip
     with _Progress() as progress:
         result = pipeline.run(request, resume=resume is not None, progress=progress)

@@ -1,0 +1,129 @@
+"""The summarization half of `finetune` (--task vls): How2 data, a vision-guided backbone, method and task."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from readcli.adapters import MethodSettings, count_parameters, save_bundle
+from readcli.adapters.inject import inject
+from readcli.alignment import PVLASettings
+from readcli.backbones.vision_guided import VisionGuidedSeq2Seq
+from readcli.backbones.vision_guided_config import GenerationSettings
+from readcli.backbones.vision_guided_io import load_vision_guided
+from readcli.data.how2 import How2Dataset, How2Limits, load_how2_split
+from readcli.fileio import atomic_write_json, atomic_write_text
+from readcli.pipelines.finetune import BEST_DIR, FinetuneRequest, FinetuneResult, JsonlLog
+from readcli.training.checkpoint import latest_checkpoint
+from readcli.training.loop import EvalOutput, ProgressCallback, seed_everything, train
+from readcli.training.summarization_task import SummarizationTask
+
+log = logging.getLogger(__name__)
+
+TASK = "vls"
+SUMMARIES_FILE = "best_val_summaries.txt"
+
+
+def generation_settings(request: FinetuneRequest) -> GenerationSettings:
+    return GenerationSettings(
+        beams=request.beams,
+        no_repeat_ngram_size=request.no_repeat_ngram_size,
+        max_length=request.max_summary_length,
+    )
+
+
+@dataclass
+class SummarizationRun:
+    request: FinetuneRequest
+    model: VisionGuidedSeq2Seq
+    task: SummarizationTask
+    skipped_missing: int
+
+    def train(self, out: Path, *, resume: bool, progress: ProgressCallback | None) -> FinetuneResult:
+        checkpoint = latest_checkpoint(out) if resume else None
+        epochs_done = int(checkpoint.name.split("-")[1]) if checkpoint is not None else None
+        log_file = JsonlLog(out / "train_log.jsonl", keep_epochs_upto=epochs_done if resume else None)
+        result = train(
+            self.model,
+            self.task,
+            self.request.train,
+            out,
+            resume=resume,
+            progress=progress,
+            save_best=lambda model, evaluation, epoch: self._save_best(out, model, evaluation, epoch),
+            write_log=log_file,
+        )
+        count = count_parameters(self.model)
+        atomic_write_json(
+            out / "metrics.json",
+            {
+                "best_epoch": result.state.best_epoch,
+                "best": result.best_metrics,
+                "history": result.state.history,
+            },
+        )
+        return FinetuneResult(
+            run_dir=out,
+            best_epoch=result.state.best_epoch,
+            best_metrics=result.best_metrics,
+            history=result.state.history,
+            trainable=count.trainable,
+            total=count.total,
+            percent=count.percent,
+            skipped_missing=self.skipped_missing,
+            resumed_from_epoch=result.resumed_from_epoch,
+        )
+
+    def _save_best(self, out: Path, model: torch.nn.Module, evaluation: EvalOutput, epoch: int) -> None:
+        request, task = self.request, self.task
+        extra = {
+            "video_dim": self.model.config.video_dim,
+            "limits": asdict(task.limits),
+            "generation": asdict(task.generation),
+            "pvla": task.pvla.__dict__ if task.pvla is not None else None,
+            "epoch": epoch,
+            "metrics": evaluation.metrics,
+            "data": request.data,
+            "train_samples": request.train_samples,
+            "seed": request.train.seed,
+        }
+        save_bundle(model, out / BEST_DIR, backbone_name=request.backbone, task=TASK, extra_config=extra)
+        rows = evaluation.predictions
+        atomic_write_text(out / "best_val_preds.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+        # the How2 layout, so `readcli evaluate --task vls --format how2` scores it against desc.tok.txt
+        atomic_write_text(out / SUMMARIES_FILE, "".join(f"{r['video_id']} {r['summary']}\n" for r in rows))
+
+
+def prepare_summarization_run(request: FinetuneRequest, pvla: PVLASettings | None) -> SummarizationRun:
+    """Load backbone and data, check they fit, inject the method: everything before the first step."""
+    settings = MethodSettings(method=request.method, bottleneck=request.bottleneck, rnn=request.rnn)
+    generation = generation_settings(request)  # validates before any heavy work
+    seed_everything(request.train.seed)  # a new fusion head's initialisation is part of the run's seed
+    model = load_vision_guided(request.backbone, video_dim=request.video_dim)
+    limits = How2Limits(video_dim=model.config.video_dim)
+    train_split = load_how2_split(
+        request.data,
+        "train",
+        limits=limits,
+        samples=request.train_samples,
+        seed=request.train.seed,
+        skip_missing=request.skip_missing,
+    )
+    val_split = load_how2_split(request.data, "val", limits=limits, skip_missing=request.skip_missing)
+    seed_everything(request.train.seed)  # adapter initialisation too
+    inject(model, settings)
+    task = SummarizationTask(
+        train=How2Dataset(train_split, limits),
+        val=How2Dataset(val_split, limits),
+        tokenizer=model.tokenizer,
+        limits=limits,
+        pvla=pvla,
+        generation=generation,
+        eval_batch_size=request.train.batch_size,
+    )
+    skipped = len(train_split.report.missing_features) + len(val_split.report.missing_features)
+    return SummarizationRun(request, model, task, skipped)

@@ -1,0 +1,199 @@
+"""`readcli summarize`: a summary of one video from its transcript and its video features.
+
+Video features come from a file (`video_features`, (T, D) .npy or .npz key `features`) or are
+extracted from the video with CLIP (512-d rows, one per clip_len seconds). The backbone is a
+vision-guided BART/T5 (a preset, a directory, or the one a bundle was trained on), optionally with
+an adapter bundle from `readcli finetune --task vls`. See docs/summarization.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from readcli.adapters import load_bundle, read_bundle_config
+from readcli.backbones.vision_guided import VisionGuidedSeq2Seq
+from readcli.backbones.vision_guided_config import GenerationSettings
+from readcli.backbones.vision_guided_io import load_vision_guided
+from readcli.data.how2 import How2Limits
+from readcli.errors import InputFileError, InvalidValueError
+from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder
+from readcli.features.store import VIDEO_KEY, load_feature_array
+from readcli.training.loop import resolve_device
+
+log = logging.getLogger(__name__)
+
+TASK = "vls"
+DEFAULT_BACKBONE = "bart-base-vg"
+
+
+@dataclass(frozen=True)
+class SummarizeRequest:
+    transcript: str
+    video: str | None = None
+    video_features: str | None = None
+    backbone: str | None = None  # None: the bundle's backbone, else DEFAULT_BACKBONE
+    adapter: str | None = None
+    # beam search; None: the bundle's setting, else GenerationSettings' default
+    beams: int | None = None
+    no_repeat_ngram_size: int | None = None
+    max_length: int | None = None
+    clip_model: str = DEFAULT_MODEL
+    clip_weights: str = "openai"
+    clip_len: float = 2.0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class SummarizeResult:
+    summary: str
+    backbone: str
+    adapter: str | None
+    video_source: str  # "features" (a file) or "extracted" (CLIP on the video)
+    video_rows: int
+    video_dim: int
+    transcript_tokens: int
+    truncated_transcript: bool
+    generation: GenerationSettings
+    seconds: float
+    warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["generation"] = asdict(self.generation)
+        return data
+
+
+def read_transcript(path: str | Path) -> str:
+    """The transcript's text, whitespace-normalised; one InputFileError line for missing/empty/not UTF-8."""
+    path = Path(path)
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "not found"
+        raise InputFileError(f"--transcript {path}: file {what}")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputFileError(
+            f"--transcript {path} is not UTF-8 text (byte 0x{data[err.start]:02x} at offset {err.start}): "
+            "convert it to UTF-8"
+        ) from None
+    text = " ".join(text.removeprefix("\ufeff").split())
+    if not text:
+        raise InputFileError(f"--transcript {path} is empty: give the video's transcript as text")
+    return text
+
+
+def _check(request: SummarizeRequest) -> None:
+    if (request.video is None) == (request.video_features is None):
+        raise InvalidValueError(
+            "give exactly one video source: a VIDEO file, or --video-features F.npy (rows, dim)"
+            if request.video is None
+            else "give a VIDEO or --video-features, not both"
+        )
+
+
+def _extract(request: SummarizeRequest, encoder: ClipEncoder | None, device: str) -> np.ndarray:
+    from readcli.features.extractor import VideoFailed, extract_videos
+
+    path = Path(request.video or "")
+    if not path.is_file():
+        raise InputFileError(f"video {path}: file {'is a directory' if path.is_dir() else 'not found'}")
+    encoder = encoder or ClipEncoder.load(request.clip_model, request.clip_weights, device=device)
+    for item in extract_videos([path], encoder, clip_len=request.clip_len, batch_size=32):
+        if isinstance(item, VideoFailed):
+            raise InputFileError(item.reason)
+        return item.features  # (T, 512)
+    raise InputFileError(f"video {path}: no frames could be decoded")
+
+
+def _video_dim_needed(model: VisionGuidedSeq2Seq, found: int, source: str, backbone: str) -> None:
+    expected = model.config.video_dim
+    if found != expected:
+        raise InputFileError(
+            f"{source}: video features of dimension {found}, but backbone {backbone} expects {expected} "
+            f"(expected {expected}, found {found}); give features of width {expected}, or a backbone or "
+            f"bundle trained on {found}-d features (finetune --video-dim {found})"
+        )
+
+
+def _generation(request: SummarizeRequest, extra: dict[str, Any]) -> GenerationSettings:
+    saved = extra.get("generation")
+    base = GenerationSettings(**saved) if isinstance(saved, dict) else GenerationSettings()
+    given = {
+        "beams": request.beams,
+        "no_repeat_ngram_size": request.no_repeat_ngram_size,
+        "max_length": request.max_length,
+    }
+    return replace(base, **{k: v for k, v in given.items() if v is not None})
+
+
+def run(request: SummarizeRequest, *, encoder: ClipEncoder | None = None) -> SummarizeResult:
+    """Summarize one video. `encoder`: an already loaded CLIP encoder (tests, long-lived callers)."""
+    began = time.perf_counter()
+    _check(request)
+    transcript = read_transcript(request.transcript)
+    bundle = read_bundle_config(request.adapter) if request.adapter is not None else None
+    if bundle is not None and bundle.task != TASK:
+        raise InvalidValueError(
+            f"--adapter {request.adapter} was trained for task {bundle.task!r}; "
+            f"summarize needs a {TASK} bundle"
+        )
+    extra = bundle.extra if bundle is not None else {}
+    backbone = request.backbone or (bundle.backbone_name if bundle is not None else DEFAULT_BACKBONE)
+    video_dim = extra.get("video_dim") if isinstance(extra.get("video_dim"), int) else None
+    model = load_vision_guided(backbone, video_dim=video_dim)
+    limits = How2Limits(**extra["limits"]) if isinstance(extra.get("limits"), dict) else How2Limits()
+    generation = _generation(request, extra)
+    if request.video_features is not None:
+        video = load_feature_array(request.video_features, VIDEO_KEY)  # (T, D)
+        _video_dim_needed(model, video.shape[1], f"--video-features {request.video_features}", backbone)
+    else:
+        if model.config.video_dim != 512:  # CLIP ViT-B/32 image features; checked again after extraction
+            _video_dim_needed(model, 512, f"CLIP features of {request.video}", backbone)
+        video = _extract(request, encoder, request.device)
+        _video_dim_needed(model, video.shape[1], f"CLIP features of {request.video}", backbone)
+    warnings: list[str] = []
+    if request.adapter is not None:
+        load_bundle(model, request.adapter, task=TASK)
+    elif not model.config.fusion_trained:
+        warnings.append(
+            f"backbone {backbone}: its fusion head is untrained and no --adapter was given, "
+            "so the video does not influence the summary"
+        )
+    device = resolve_device(request.device)
+    model.to(device).eval()
+    encoded = model.tokenizer(
+        [transcript], max_length=limits.max_input_tokens + 1, truncation=True, return_tensors="pt"
+    )
+    truncated = encoded["input_ids"].shape[1] > limits.max_input_tokens
+    encoded = model.tokenizer(
+        [transcript], max_length=limits.max_input_tokens, truncation=True, return_tensors="pt"
+    )
+    rows = torch.from_numpy(np.ascontiguousarray(video[: limits.max_video_frames]))[None]  # (1, T, D)
+    ids = model.generate(
+        encoded["input_ids"].to(device),
+        encoded["attention_mask"].to(device),
+        rows.to(device),
+        torch.ones(rows.shape[:2], dtype=torch.long, device=device),
+        generation,
+    )  # (1, R)
+    return SummarizeResult(
+        summary=model.decode(ids)[0],
+        backbone=backbone,
+        adapter=request.adapter,
+        video_source="features" if request.video_features is not None else "extracted",
+        video_rows=int(rows.shape[1]),
+        video_dim=int(rows.shape[2]),
+        transcript_tokens=int(encoded["input_ids"].shape[1]),
+        truncated_transcript=bool(truncated),
+        generation=generation,
+        seconds=time.perf_counter() - began,
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,92 @@
+"""Video-language summarization (How2) as a `TrainTask`: token cross-entropy + PVLA, ROUGE on generations.
+
+Dimension letters: B batch, S input tokens, R target tokens, T video rows, L encoder layers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from readcli.alignment import PVLASettings, pvla_loss
+from readcli.backbones.vision_guided_config import GenerationSettings
+from readcli.data.collate import SummaryBatch, collate_summaries
+from readcli.data.how2 import How2Dataset, How2Limits
+from readcli.evaluation import rouge_scores
+from readcli.training.loop import EvalOutput, StepOutput, batches_of
+
+log = logging.getLogger(__name__)
+
+
+def batch_inputs(batch: SummaryBatch, device: torch.device) -> dict[str, torch.Tensor]:
+    """The vision-guided forward's tensor arguments, on `device`."""
+    return {
+        "input_ids": batch.input_ids.to(device),  # (B, S)
+        "attention_mask": batch.attention_mask.to(device),  # (B, S)
+        "video": batch.video.to(device),  # (B, T, D_V)
+        "video_mask": batch.video_mask.to(device),  # (B, T)
+    }
+
+
+@dataclass
+class SummarizationTask:
+    """Train on `train`, evaluate ROUGE-1/2/L F1 of beam-searched summaries of `val`.
+
+    pvla: None trains without the alignment loss; otherwise its weighted value is added to the token
+    loss (logged as `loss_pvla`). The model is a `VisionGuidedSeq2Seq` (or anything with its forward,
+    `generate` and `decode`).
+    """
+
+    train: How2Dataset
+    val: How2Dataset
+    tokenizer: Any
+    limits: How2Limits
+    pvla: PVLASettings | None = None
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    eval_batch_size: int = 16
+
+    def num_train_batches(self, batch_size: int) -> int:
+        return -(-len(self.train) // batch_size)
+
+    def collate(self, dataset: How2Dataset, indices: list[int]) -> SummaryBatch:
+        return collate_summaries([dataset[i] for i in indices], self.tokenizer, self.limits)
+
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[SummaryBatch]:
+        order = torch.randperm(len(self.train), generator=generator).tolist()
+        for indices in batches_of(order, batch_size):
+            yield self.collate(self.train, indices)
+
+    def train_step(self, model: torch.nn.Module, batch: SummaryBatch, device: torch.device) -> StepOutput:
+        collect = self.pvla is not None and self.pvla.weight > 0
+        model.collect_block_states = collect  # type: ignore[assignment]
+        outputs = model(**batch_inputs(batch, device), labels=batch.labels.to(device))
+        total: torch.Tensor = outputs["loss"]
+        parts = {"loss_lm": total}
+        if collect:
+            assert self.pvla is not None  # for mypy: `collect` implies it
+            alignment = pvla_loss(outputs["block_states"], settings=self.pvla)
+            parts["loss_pvla"] = alignment
+            total = total + alignment
+        return StepOutput(total=total, parts=parts)
+
+    @torch.no_grad()
+    def predict(self, model: Any, dataset: How2Dataset, device: torch.device) -> list[dict[str, Any]]:
+        """One row per example: video_id, generated summary, reference summary."""
+        model.collect_block_states = False
+        rows: list[dict[str, Any]] = []
+        for indices in batches_of(list(range(len(dataset))), self.eval_batch_size):
+            batch = self.collate(dataset, indices)
+            ids = model.generate(**batch_inputs(batch, device), settings=self.generation)  # (B, R')
+            for index, summary in zip(indices, model.decode(ids), strict=True):
+                example = dataset.examples[index]
+                rows.append({"video_id": example.video_id, "summary": summary, "reference": example.summary})
+        return rows
+
+    def evaluate(self, model: torch.nn.Module, device: torch.device) -> EvalOutput:
+        rows = self.predict(model, self.val, device)
+        metrics = rouge_scores([r["summary"] for r in rows], [r["reference"] for r in rows])
+        return EvalOutput(metrics=metrics, predictions=rows)
