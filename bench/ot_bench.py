@@ -1,6 +1,6 @@
 """Benchmark of readcli's batched partial OT against POT's loop and the paper-style unrolled loop.
 
-Run: .venv/bin/python bench/ot_bench.py [--threads 2] [--repeats 15] [--skip-unrolled]
+Run: .venv/bin/python bench/ot_bench.py [--threads 2] [--repeats 15] [--clock wall|cpu] [--skip-unrolled]
 
 Prints, for B=32, N_V=75, N_L=32, d=256, tau=0.05, mass 0.5, on random and on structured
 (trained-like) features: POT's per-sample loop (forward only, as POT has no gradient), the paper-style
@@ -11,20 +11,29 @@ iterations, and on a GPU (when one is present) B=256 forward+backward. docs/pvla
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
-from collections.abc import Callable
-from functools import partial
+import os
 
-import numpy as np
-import ot
-import torch
+# POT works on one small matrix at a time; a multi-threaded BLAS only spins on those (and would
+# inflate --clock cpu), so numpy's OpenBLAS gets one thread. Set before numpy is imported.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from readcli.alignment import cosine_cost, solve_partial_ot
-from readcli.alignment.reference import unrolled_partial_ot
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from functools import partial  # noqa: E402
+
+import numpy as np  # noqa: E402
+import ot  # noqa: E402
+import torch  # noqa: E402
+
+from readcli.alignment import cosine_cost, solve_partial_ot  # noqa: E402
+from readcli.alignment.reference import unrolled_partial_ot  # noqa: E402
 
 TAU, MASS, D = 0.05, 0.5, 256
+# wall clock by default; --clock cpu uses this process's CPU time, steadier on a shared machine
+# (with --threads 1 it is the compute time; with more threads it adds the threads' times up)
+CLOCK: Callable[[], float] = time.perf_counter
 
 
 def features(
@@ -53,15 +62,16 @@ def sync(device: str) -> None:
 
 
 def timed(fn: Callable[[], object], repeats: int, device: str = "cpu") -> float:
-    """Median wall time in seconds after one warm-up call."""
+    """Median time in seconds after one warm-up call (always wall time on a GPU)."""
+    clock = time.perf_counter if device.startswith("cuda") else CLOCK
     fn()
     times = []
     for _ in range(repeats):
         sync(device)
-        start = time.perf_counter()
+        start = clock()
         fn()
         sync(device)
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
@@ -116,22 +126,26 @@ def saved_bytes(fn: Callable[[], object]) -> int:
 
 
 def main_table(repeats: int, skip_unrolled: bool) -> None:
-    print(f"== B=32, N_V=75, N_L=32, d={D}, tau={TAU}, mass={MASS}, {torch.get_num_threads()} threads ==")
+    clock = "CPU time" if CLOCK is time.process_time else "wall time"
+    print(
+        f"== B=32, N_V=75, N_L=32, d={D}, tau={TAU}, mass={MASS}, "
+        f"{torch.get_num_threads()} threads, {clock} =="
+    )
     for kind in ("random", "structured", "hard"):
         video, text = features(kind, 32, 75, 32)
         ours_s = timed(partial(readcli_step, video, text), repeats)
         ours, iterations = readcli_step(video, text)
-        start = time.perf_counter()
+        start = CLOCK()
         pot = pot_loop(video, text)
-        pot_s = time.perf_counter() - start
+        pot_s = CLOCK() - start
         line = (
             f"{kind:10s} readcli fwd+bwd {ours_s * 1e3:7.2f} ms ({iterations} it) | POT loop {pot_s:6.3f} s "
             f"= {pot_s / ours_s:6.0f}x, max |d - d_POT| {np.abs(ours.double().numpy() - pot).max():.1e}"
         )
         if not skip_unrolled:
-            start = time.perf_counter()
+            start = CLOCK()
             paper = paper_loop(video, text)
-            paper_s = time.perf_counter() - start
+            paper_s = CLOCK() - start
             gap = (ours - paper).abs().max().item()
             line += f" | paper-style loop {paper_s:6.2f} s = {paper_s / ours_s:6.0f}x, max gap {gap:.1e}"
         print(line, flush=True)
@@ -145,15 +159,18 @@ def scaling(repeats: int) -> None:
             video, text = features(kind, batch, 75, 32)
             cells.append(f"{kind} {timed(partial(readcli_step, video, text), repeats) * 1e3:8.2f}")
         print(f"B={batch:4d}  " + "  ".join(cells), flush=True)
-    print("== time of readcli fwd+bwd (ms) against N = N_V = N_L (B=32) ==")
+    print("== time of readcli fwd+bwd (ms) against N = N_V = N_L (B=32); solver time per iteration ==")
     for n in (32, 64, 128, 256, 512):
         cells = []
         for kind in ("random", "structured"):
             video, text = features(kind, 32, n, n)
-            step = partial(readcli_step, video, text)  # noqa: E731
-            cells.append(
-                f"{kind} {timed(step, max(3, repeats // 3)) * 1e3:9.2f} ({readcli_step(video, text)[1]} it)"
+            total = timed(partial(readcli_step, video, text), max(3, repeats // 3))
+            cost = cosine_cost(video, text)
+            per_iteration = (
+                timed(partial(solve_partial_ot, cost, mass=MASS, tau=TAU, tol=0.0, max_iter=50), 3) / 50
             )
+            its = readcli_step(video, text)[1]
+            cells.append(f"{kind} {total * 1e3:9.2f} ({its:4d} it, {per_iteration * 1e6:7.1f} us/it)")
         print(f"N={n:4d}  " + "  ".join(cells), flush=True)
 
 
@@ -190,8 +207,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--skip-unrolled", action="store_true", help="skip the slow paper-style loop")
     parser.add_argument("--sections", default="main,scaling,memory,gpu")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     sections = set(args.sections.split(","))
     if "main" in sections:
         main_table(args.repeats, args.skip_unrolled)

@@ -39,11 +39,16 @@ def _normalize(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def _normalize_backward(
-    unit: torch.Tensor, norm: torch.Tensor, grad: torch.Tensor, eps: float
+    unit: torch.Tensor, norm: torch.Tensor, minus_grad: torch.Tensor, eps: float
 ) -> torch.Tensor:
-    """Gradient through x -> x / max(|x|, eps): remove the radial part (where |x| > eps), divide by |x|."""
-    radial = (unit * grad).sum(-1, keepdim=True) * (norm > eps)  # (B, N, 1)
-    return (grad - unit * radial) / norm  # (B, N, d)
+    """Gradient through x -> x / max(|x|, eps), given minus the gradient at the output (B, N, d).
+
+    (g - unit <unit, g>) / |x|, the radial part dropped only where |x| > eps (clamped norms have no
+    radial gradient); written as two passes over (B, N, d).
+    """
+    radial = torch.linalg.vecdot(unit, minus_grad).unsqueeze(-1) * (norm > eps)  # (B, N, 1)
+    inverse = norm.reciprocal()  # (B, N, 1)
+    return (minus_grad * -inverse).addcmul_(unit, radial * inverse)  # (B, N, d)
 
 
 class _CosineCost(torch.autograd.Function):
@@ -53,7 +58,8 @@ class _CosineCost(torch.autograd.Function):
         with torch.autocast(device_type=video.device.type, enabled=False):
             v, v_norm = _normalize(video.to(dtype), eps)  # (B, N_V, d), (B, N_V, 1)
             t, t_norm = _normalize(text.to(dtype), eps)  # (B, N_L, d), (B, N_L, 1)
-            cost = 1.0 - torch.bmm(v, t.transpose(1, 2))  # (B, N_V, N_L)
+            one = torch.ones((1, 1, 1), dtype=dtype, device=video.device)
+            cost = torch.baddbmm(one, v, t.transpose(1, 2), alpha=-1.0)  # (B, N_V, N_L) 1 - cos
         ctx.save_for_backward(v, v_norm, t, t_norm)
         ctx.eps = eps
         ctx.dtypes = (video.dtype, text.dtype)
@@ -65,10 +71,11 @@ class _CosineCost(torch.autograd.Function):
         grad_cost = grad_cost.to(v.dtype)  # (B, N_V, N_L)
         grad_video = grad_text = None
         with torch.autocast(device_type=v.device.type, enabled=False):
+            # d cost / d v = -grad_cost t: the minus is folded into _normalize_backward
             if ctx.needs_input_grad[0]:
-                grad_v = -torch.bmm(grad_cost, t)  # (B, N_V, d)
-                grad_video = _normalize_backward(v, v_norm, grad_v, ctx.eps).to(ctx.dtypes[0])
+                minus_v = torch.bmm(grad_cost, t)  # (B, N_V, d)
+                grad_video = _normalize_backward(v, v_norm, minus_v, ctx.eps).to(ctx.dtypes[0])
             if ctx.needs_input_grad[1]:
-                grad_t = -torch.bmm(grad_cost.transpose(1, 2), v)  # (B, N_L, d)
-                grad_text = _normalize_backward(t, t_norm, grad_t, ctx.eps).to(ctx.dtypes[1])
+                minus_t = torch.bmm(grad_cost.transpose(1, 2), v)  # (B, N_L, d)
+                grad_text = _normalize_backward(t, t_norm, minus_t, ctx.eps).to(ctx.dtypes[1])
         return grad_video, grad_text, None

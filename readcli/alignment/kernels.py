@@ -28,7 +28,7 @@ import torch
 class KernelInput:
     """One batch of non-empty problems, already validated and in the compute dtype."""
 
-    cost: torch.Tensor  # (B, N_V, N_L), finite on valid pairs, shifted so each sample's min is 0
+    cost: torch.Tensor  # (B, N_V, N_L) finite, each sample's min over valid pairs 0, padding 0
     row_mask: torch.Tensor  # (B, N_V) bool
     col_mask: torch.Tensor  # (B, N_L) bool
     a: torch.Tensor  # (B, N_V) row weights, 0 on padding
@@ -84,9 +84,8 @@ def _residual(
 def plain_dykstra(spec: KernelInput) -> KernelOutput:
     """Scaling-form Dykstra in float: fast; safe while (max C - min C) / tau stays moderate."""
     tiny = torch.finfo(spec.cost.dtype).tiny
-    valid = spec.row_mask[:, :, None] & spec.col_mask[:, None, :]  # (B, N_V, N_L)
-    # padding gets cost 0 (K = 1) so that no NaN can enter; a = 0 and b = 0 keep it out of the plan
-    kernel = torch.exp(torch.where(valid, spec.cost, 0.0).div_(-spec.tau))  # (B, N_V, N_L)
+    # padding has cost 0 (K = 1) so that no NaN can enter; a = 0 and b = 0 keep it out of the plan
+    kernel = torch.exp_(spec.cost * (-1.0 / spec.tau))  # (B, N_V, N_L)
     # Scalings are kept as row vectors (B, 1, N): a batched vector-matrix product is several times
     # faster than the matrix-vector one on CPU, so K^T is stored contiguous for the K v products.
     kernel_t = kernel.transpose(1, 2).contiguous()  # (B, N_L, N_V)

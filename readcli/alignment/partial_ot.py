@@ -77,10 +77,10 @@ def solve_partial_ot(
 ) -> PartialOTSolution:
     """`partial_ot` with the solver's facts: iterations, convergence and which domain ran.
 
-    tol: stop when the plan's row and column marginals move by at most `tol` in total (L1, in
-    units of mass) over `check_every` iterations. domain: "plain" (fast scaling), "log"
-    (stable at any tau), or "auto": plain where (max C - min C) / tau <= PLAIN_DOMAIN_LIMIT.
-    Computes in float32 (float64 for float64 costs), whatever autocast or the input dtype says.
+    tol: stop once the next projections would move the plan's row and column sums by at most `tol`
+    in total (L1, units of mass), checked every `check_every` iterations. domain: "plain" (fast
+    scaling), "log" (stable at any tau), or "auto": plain where (max C - min C) / tau <=
+    PLAIN_DOMAIN_LIMIT. Computes in float32 (float64 for float64 costs), whatever autocast says.
     """
     _check_options(tau=tau, max_iter=max_iter, tol=tol, check_every=check_every, domain=domain)
     video_mask, text_mask = check_masks(cost, video_mask, text_mask)
@@ -88,11 +88,19 @@ def solve_partial_ot(
     masses = _check_mass(mass, cost.shape[0], device=cost.device, dtype=dtype)
     options = _Options(tau=tau, max_iter=max_iter, tol=tol, check_every=check_every, domain=domain)
     with torch.autocast(device_type=cost.device.type, enabled=False):
-        valid = video_mask[:, :, None] & text_mask[:, None, :]  # (B, N_V, N_L)
-        c_valid = torch.where(valid, cost.to(dtype), 0.0)  # (B, N_V, N_L), grad flows to valid pairs
+        # Float 0/1 masks: on CPU, multiplying by them is ~20x faster than bool `where` at these sizes.
+        pair = video_mask.to(dtype)[:, :, None] * text_mask.to(dtype)[:, None, :]  # (B, N_V, N_L)
+        c_valid = cost.to(dtype) * pair  # (B, N_V, N_L), grad flows to valid pairs only
         with torch.no_grad():
-            _check_finite(c_valid)
-            plan, facts = _solve_groups(c_valid.detach(), valid, video_mask, text_mask, masses, options)
+            groups = _groups(c_valid, pair, video_mask, text_mask, options)
+            host = torch.cat([c_valid.sum().isfinite().long()[None], groups]).cpu()  # the one sync
+        if not bool(host[0]):  # non-finite somewhere: legitimate on padding, an error elsewhere
+            c_valid = torch.where(pair > 0, cost.to(dtype), 0.0)  # (B, N_V, N_L)
+            with torch.no_grad():
+                _check_finite(c_valid)
+                host = torch.cat([host[:1], _groups(c_valid, pair, video_mask, text_mask, options).cpu()])
+        with torch.no_grad():
+            plan, facts = _solve_groups(c_valid, pair, video_mask, text_mask, masses, options, host[1:])
         distance = (plan * c_valid).sum(dim=(1, 2))  # (B,) envelope: d distance / d C = plan
     return PartialOTSolution(plan, distance, *facts)
 
@@ -106,59 +114,77 @@ class _Options:
     domain: Domain
 
 
-def _solve_groups(
+def _masked_extremes(cost: torch.Tensor, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample min and max of `cost` (zero on padding) over the valid pairs: (B,), (B,)."""
+    big = (1.0 - pair) * torch.finfo(cost.dtype).max  # (B, N_V, N_L) 0 on valid pairs
+    return (cost + big).amin(dim=(1, 2)), (cost - big).amax(dim=(1, 2))
+
+
+def _groups(
     cost: torch.Tensor,
-    valid: torch.Tensor,
+    pair: torch.Tensor,
     video_mask: torch.Tensor,
     text_mask: torch.Tensor,
-    masses: torch.Tensor,
     options: _Options,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
-    """Split the batch into empty, plain-domain and log-domain samples (one host sync), solve each."""
-    batch = cost.shape[0]
+) -> torch.Tensor:
+    """(B,) long: 0 for an empty sample, 1 for the plain domain, 2 for the log domain."""
     nonempty = video_mask.any(1) & text_mask.any(1)  # (B,)
-    inf = torch.tensor(float("inf"), dtype=cost.dtype, device=cost.device)
-    low = torch.where(valid, cost, inf).amin(dim=(1, 2))  # (B,)
-    high = torch.where(valid, cost, -inf).amax(dim=(1, 2))  # (B,)
     if options.domain == "auto":
+        low, high = _masked_extremes(cost, pair)  # (B,), (B,)
         limit = PLAIN_DOMAIN_LIMIT_FLOAT64 if cost.dtype == torch.float64 else PLAIN_DOMAIN_LIMIT
         use_log = (high - low) / options.tau > limit  # (B,)
     else:
         use_log = torch.full_like(nonempty, options.domain == "log")
-    use_log &= nonempty
-    group_host = (nonempty.long() + use_log.long()).cpu()  # (B,) 0 empty, 1 plain, 2 log: one sync
+    return nonempty.long() * (1 + use_log.long())
 
+
+def _solve_groups(
+    cost: torch.Tensor,
+    pair: torch.Tensor,
+    video_mask: torch.Tensor,
+    text_mask: torch.Tensor,
+    masses: torch.Tensor,
+    options: _Options,
+    group_host: torch.Tensor,
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
+    """Solve the plain-domain and the log-domain samples; empty samples keep a zero plan."""
+    batch = cost.shape[0]
+    device = cost.device
     plan = torch.zeros_like(cost)  # (B, N_V, N_L)
-    iterations = torch.zeros(batch, dtype=torch.long, device=cost.device)  # (B,)
-    converged = ~nonempty  # (B,)
+    iterations = torch.zeros(batch, dtype=torch.long, device=device)  # (B,)
+    converged = group_host.eq(0).to(device)  # (B,) empty samples count as converged
     total = 0
     for code, kernel in ((1, plain_dykstra), (2, log_dykstra)):
-        members = group_host == code  # (B,)
+        members = group_host == code  # (B,) on the host
         if not bool(members.any()):
             continue
-        index = torch.nonzero(members).flatten().to(cost.device)  # (B_g,)
         whole = bool(members.all())
+        index = torch.nonzero(members).flatten().to(device)  # (B_g,)
         rows = video_mask if whole else video_mask[index]  # (B_g, N_V)
         cols = text_mask if whole else text_mask[index]  # (B_g, N_L)
-        shifted = (cost if whole else cost[index]) - low[index][:, None, None]  # (B_g, N_V, N_L), min 0
+        c, p = (cost, pair) if whole else (cost[index], pair[index])  # (B_g, N_V, N_L)
+        low, _ = _masked_extremes(c, p)  # (B_g,)
         spec = KernelInput(
-            cost=shifted,
+            cost=(c - low[:, None, None]) * p,  # (B_g, N_V, N_L) min 0 on valid pairs, 0 on padding
             row_mask=rows,
             col_mask=cols,
             a=_uniform(rows, cost.dtype),
             b=_uniform(cols, cost.dtype),
-            mass=masses[index],
+            mass=masses if whole else masses[index],
             tau=options.tau,
             max_iter=options.max_iter,
             tol=options.tol,
             check_every=options.check_every,
         )
         out: KernelOutput = kernel(spec)
-        plan.index_copy_(0, index, out.plan)
-        iterations.index_copy_(0, index, out.iterations)
-        converged.index_copy_(0, index, out.converged)
+        if whole:
+            plan, iterations, converged = out.plan, out.iterations, out.converged
+        else:
+            plan.index_copy_(0, index, out.plan)
+            iterations.index_copy_(0, index, out.iterations)
+            converged.index_copy_(0, index, out.converged)
         total = max(total, out.total_iterations)
-    return plan, (iterations, converged, use_log, total)
+    return plan, (iterations, converged, (group_host == 2).to(device), total)
 
 
 def _uniform(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
