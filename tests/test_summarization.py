@@ -249,3 +249,38 @@ def test_summarize_refuses_wrong_features_and_a_bundle_of_another_backbone(
     with pytest.raises(BundleError):
         model = load_vision_guided(backbones["t5"], video_dim=VIDEO_DIM)
         load_bundle(model, tmp_path / "bundle")
+
+
+def _random_clip_encoder() -> Any:
+    """open_clip ViT-B-32 with random weights (nothing downloaded), wrapped as readcli's encoder."""
+    import open_clip
+
+    from readcli.features.clip_encoder import ClipEncoder, EncoderSpec
+
+    torch.manual_seed(0)
+    model, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None)
+    model.eval().requires_grad_(False)
+    spec = EncoderSpec(
+        model="ViT-B-32", weights="path", weights_sha256="random", quick_gelu=False, image_dim=512,
+        text_dim=512, image_size=224, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+    )  # fmt: skip
+    return ClipEncoder(model, preprocess, open_clip.get_tokenizer("ViT-B-32"), spec, torch.device("cpu"))
+
+
+def test_summarize_a_real_video_through_clip_features(shared_data: Path, tmp_path: Path) -> None:
+    from readcli.pipelines.summarize import SummarizeRequest
+    from readcli.pipelines.summarize import run as summarize
+
+    backbone = save_vision_guided(tiny_vg("t5", video_dim=512), tmp_path / "clip-t5")
+    transcript = tmp_path / "t.txt"
+    transcript.write_text("a small dog runs on the grass", encoding="utf-8")
+    video = shared_data / "videos" / "shiba.mp4"
+    request = SummarizeRequest(
+        transcript=str(transcript), video=str(video), backbone=str(backbone), device="cpu", max_length=6
+    )
+    result = summarize(request, encoder=_random_clip_encoder())
+    assert result.video_source == "extracted" and result.video_dim == 512 and result.video_rows == 2
+    assert isinstance(result.summary, str) and result.generation.max_length == 6
+    narrow = save_vision_guided(tiny_vg("t5"), tmp_path / "narrow")  # a 12-d head cannot take CLIP rows
+    with pytest.raises(InputFileError, match="dimension 512, but backbone .*narrow expects 12"):
+        summarize(SummarizeRequest(transcript=str(transcript), video=str(video), backbone=str(narrow)))
