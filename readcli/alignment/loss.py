@@ -90,13 +90,11 @@ def pvla_loss(
     n_l = text.shape[2]
     video_mask = _mask(video_mask, (batch, n_v), "video_mask", video.device)
     text_mask = _mask(text_mask, (batch, n_l), "text_mask", video.device)
-    _check_finite(video, video_mask, "video_states")
-    _check_finite(text, text_mask, "text_states")
+    # padding is zeroed so that whatever it holds cannot reach the gradient through the matmul
+    video = _zero_padding(video, video_mask, "video_states")  # (L, B, N_V, d)
+    text = _zero_padding(text, text_mask, "text_states")  # (L, B, N_L, d)
     if settings.weight == 0:
         return torch.zeros((), device=video.device)
-    # padding is zeroed so that whatever it holds cannot reach the gradient through the matmul
-    video = video.masked_fill(~video_mask[None, :, :, None], 0.0)  # (L, B, N_V, d)
-    text = text.masked_fill(~text_mask[None, :, :, None], 0.0)  # (L, B, N_L, d)
     cost = cosine_cost(video.reshape(-1, n_v, width), text.reshape(-1, n_l, width))  # (L * B, N_V, N_L)
     rows, cols = video_mask.repeat(blocks, 1), text_mask.repeat(blocks, 1)  # (L * B, N_V), (L * B, N_L)
     if settings.mass_mode == "sweep":
@@ -145,12 +143,22 @@ def _mask(mask: torch.Tensor | None, shape: tuple[int, int], name: str, device: 
     return mask.to(device)
 
 
-def _check_finite(states: torch.Tensor, mask: torch.Tensor, name: str) -> None:
+def _zero_padding(states: torch.Tensor, mask: torch.Tensor, name: str) -> torch.Tensor:
+    """(L, B, N, d) -> the same with padded tokens zeroed; NaN or inf in a valid token is an error.
+
+    Fast path: multiply by the float mask and test one float32 sum (a non-finite anywhere, padding
+    included, makes it non-finite); only then take the slower exact route.
+    """
+    zeroed = states * mask.to(states.dtype)[None, :, :, None]  # (L, B, N, d)
+    if bool(zeroed.detach().sum(dtype=torch.float32).isfinite()):
+        return zeroed
+    zeroed = torch.where(mask[None, :, :, None], states, 0.0)  # (L, B, N, d)
     with torch.no_grad():
-        bad = ~torch.isfinite(states).all(-1) & mask[None]  # (L, B, N)
+        bad = ~torch.isfinite(zeroed).all(-1)  # (L, B, N)
         if bool(bad.any()):
             block, sample, token = (int(i) for i in bad.nonzero()[0])
             raise InvalidValueError(
                 f"{name} has NaN or inf values (block {block}, sample {sample}, token {token}): "
                 "features must be finite"
             )
+    return zeroed
