@@ -34,7 +34,7 @@ def _pot(cost: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mass: float
     return ot.partial.entropic_partial_wasserstein(a, b, c, tau, m=mass)
 
 
-@pytest.mark.parametrize("tau", [0.05, 0.1, 0.5])
+@pytest.mark.parametrize("tau", [0.05, 0.1, 0.5, 1.0])
 @pytest.mark.parametrize("mass", [0.2, 0.5, 0.8])
 def test_float32_defaults_match_pot(tau: float, mass: float) -> None:
     cost, video_mask, text_mask = _problem(seed=int(tau * 100 + mass * 10))
