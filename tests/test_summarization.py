@@ -24,7 +24,7 @@ from readcli.backbones.vision_guided_config import GenerationSettings
 from readcli.backbones.vision_guided_io import load_vision_guided, save_vision_guided
 from readcli.cli import app
 from readcli.data.how2 import How2Dataset, How2Limits, load_how2_split
-from readcli.errors import BundleError, InputFileError
+from readcli.errors import BundleError, InputFileError, InvalidValueError
 from readcli.pipelines.finetune import FinetuneRequest, resume_request, run
 from readcli.training.loop import TrainSettings
 from readcli.training.summarization_task import SummarizationTask
@@ -137,6 +137,25 @@ def test_finetune_vls_refuses_features_of_another_width(
 ) -> None:
     with pytest.raises(InputFileError, match="feature dimension 12, expected 2048"):
         run(_request(how2_dir, tmp_path / "run", backbones["bart"], video_dim=2048))  # a new 2048-d head
+
+
+def test_vls_requests_get_the_task_defaults(tmp_path: Path) -> None:
+    from readcli.pipelines.finetune import with_task_defaults
+
+    plain = with_task_defaults(FinetuneRequest(data="d", out=str(tmp_path), task="vls"))
+    assert plain.backbone == "bart-base-vg" and plain.train.select_metric == "rougeL"
+    chosen = FinetuneRequest(
+        data="d",
+        out=str(tmp_path),
+        task="vls",
+        backbone="t5-base-vg",
+        train=TrainSettings(select_metric="rouge2"),
+    )
+    assert with_task_defaults(chosen) == chosen
+    grounding = FinetuneRequest(data="d", out=str(tmp_path))
+    assert with_task_defaults(grounding) == grounding
+    with pytest.raises(InvalidValueError, match="summary length .*--max-summary-length"):
+        run(FinetuneRequest(data="d", out=str(tmp_path / "r"), task="vls", max_summary_length=0))
 
 
 def _trained_bundle(family: str, directory: Path, backbone: Path) -> Any:

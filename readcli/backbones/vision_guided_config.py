@@ -84,7 +84,7 @@ class GenerationSettings:
 
     def __post_init__(self) -> None:
         _positive_int(self.beams, "--beams")
-        _positive_int(self.max_length, "--max-length")
+        _positive_int(self.max_length, "summary length (--max-length, --max-summary-length)")
         if isinstance(self.no_repeat_ngram_size, bool) or not isinstance(self.no_repeat_ngram_size, int):
             raise InvalidValueError(
                 f"--no-repeat-ngram-size {self.no_repeat_ngram_size!r} is invalid: "

@@ -134,11 +134,33 @@ def _generation(request: SummarizeRequest, extra: dict[str, Any]) -> GenerationS
     return replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
-def run(request: SummarizeRequest, *, encoder: ClipEncoder | None = None) -> SummarizeResult:
-    """Summarize one video. `encoder`: an already loaded CLIP encoder (tests, long-lived callers)."""
-    began = time.perf_counter()
-    _check(request)
-    transcript = read_transcript(request.transcript)
+def _clip_dim(model_name: str) -> int | None:
+    """The image-embedding width of an open_clip model, from its config (None when unknown)."""
+    import open_clip
+
+    width = (open_clip.get_model_config(model_name) or {}).get("embed_dim")
+    return int(width) if isinstance(width, int) else None
+
+
+def _video_rows(
+    request: SummarizeRequest, model: VisionGuidedSeq2Seq, backbone: str, encoder: ClipEncoder | None
+) -> np.ndarray:
+    """(T, D) video features from the file, or CLIP features of the video; widths checked early."""
+    if request.video_features is not None:
+        video = load_feature_array(request.video_features, VIDEO_KEY)  # (T, D)
+        _video_dim_needed(model, video.shape[1], f"--video-features {request.video_features}", backbone)
+        return video
+    where = f"CLIP features of {request.video}"
+    width = encoder.spec.image_dim if encoder is not None else _clip_dim(request.clip_model)
+    if width is not None:  # before CLIP loads and the video is decoded
+        _video_dim_needed(model, width, where, backbone)
+    video = _extract(request, encoder, request.device)  # (T, D)
+    _video_dim_needed(model, video.shape[1], where, backbone)
+    return video
+
+
+def _load(request: SummarizeRequest) -> tuple[VisionGuidedSeq2Seq, str, dict[str, Any]]:
+    """(backbone with the bundle's fusion width, its name, the bundle's extra settings)."""
     bundle = read_bundle_config(request.adapter) if request.adapter is not None else None
     if bundle is not None and bundle.task != TASK:
         raise InvalidValueError(
@@ -148,17 +170,28 @@ def run(request: SummarizeRequest, *, encoder: ClipEncoder | None = None) -> Sum
     extra = bundle.extra if bundle is not None else {}
     backbone = request.backbone or (bundle.backbone_name if bundle is not None else DEFAULT_BACKBONE)
     video_dim = extra.get("video_dim") if isinstance(extra.get("video_dim"), int) else None
-    model = load_vision_guided(backbone, video_dim=video_dim)
+    return load_vision_guided(backbone, video_dim=video_dim), backbone, extra
+
+
+def _tokenize(model: VisionGuidedSeq2Seq, transcript: str, limits: How2Limits) -> tuple[Any, bool]:
+    """Encoded transcript cut at max_input_tokens, and whether it was longer."""
+    probe = model.tokenizer([transcript], max_length=limits.max_input_tokens + 1, truncation=True)
+    truncated = len(probe["input_ids"][0]) > limits.max_input_tokens
+    encoded = model.tokenizer(
+        [transcript], max_length=limits.max_input_tokens, truncation=True, return_tensors="pt"
+    )
+    return encoded, truncated
+
+
+def run(request: SummarizeRequest, *, encoder: ClipEncoder | None = None) -> SummarizeResult:
+    """Summarize one video. `encoder`: an already loaded CLIP encoder (tests, long-lived callers)."""
+    began = time.perf_counter()
+    _check(request)
+    transcript = read_transcript(request.transcript)
+    model, backbone, extra = _load(request)
     limits = How2Limits(**extra["limits"]) if isinstance(extra.get("limits"), dict) else How2Limits()
     generation = _generation(request, extra)
-    if request.video_features is not None:
-        video = load_feature_array(request.video_features, VIDEO_KEY)  # (T, D)
-        _video_dim_needed(model, video.shape[1], f"--video-features {request.video_features}", backbone)
-    else:
-        if model.config.video_dim != 512:  # CLIP ViT-B/32 image features; checked again after extraction
-            _video_dim_needed(model, 512, f"CLIP features of {request.video}", backbone)
-        video = _extract(request, encoder, request.device)
-        _video_dim_needed(model, video.shape[1], f"CLIP features of {request.video}", backbone)
+    video = _video_rows(request, model, backbone, encoder)
     warnings: list[str] = []
     if request.adapter is not None:
         load_bundle(model, request.adapter, task=TASK)
@@ -169,13 +202,7 @@ def run(request: SummarizeRequest, *, encoder: ClipEncoder | None = None) -> Sum
         )
     device = resolve_device(request.device)
     model.to(device).eval()
-    encoded = model.tokenizer(
-        [transcript], max_length=limits.max_input_tokens + 1, truncation=True, return_tensors="pt"
-    )
-    truncated = encoded["input_ids"].shape[1] > limits.max_input_tokens
-    encoded = model.tokenizer(
-        [transcript], max_length=limits.max_input_tokens, truncation=True, return_tensors="pt"
-    )
+    encoded, truncated = _tokenize(model, transcript, limits)
     rows = torch.from_numpy(np.ascontiguousarray(video[: limits.max_video_frames]))[None]  # (1, T, D)
     ids = model.generate(
         encoded["input_ids"].to(device),
@@ -192,7 +219,7 @@ def run(request: SummarizeRequest, *, encoder: ClipEncoder | None = None) -> Sum
         video_rows=int(rows.shape[1]),
         video_dim=int(rows.shape[2]),
         transcript_tokens=int(encoded["input_ids"].shape[1]),
-        truncated_transcript=bool(truncated),
+        truncated_transcript=truncated,
         generation=generation,
         seconds=time.perf_counter() - began,
         warnings=tuple(warnings),
