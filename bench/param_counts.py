@@ -1,7 +1,7 @@
 """READ's trainable parameters on BART-base and T5-base sized models, next to the paper's figures.
 
-Builds the text models from configs (random init, nothing downloaded; the vision-guided fusion head
-of VG-BART / VG-T5 does not exist in readcli yet, so only the text model is counted), injects READ
+Builds the text models from configs (random init, nothing downloaded; only the text model is
+counted: the vision-guided fusion head is counted in docs/summarization.md), injects READ
 for several bottlenecks k, and prints trainable, total and share, the k whose count is nearest the
 paper's (1.17 M on VG-BART, 1.91 M on VG-T5), and the other methods at their defaults. With
 --fingerprint it also times the frozen-weights fingerprint of a materialised bart-base.

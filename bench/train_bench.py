@@ -2,7 +2,8 @@
 
 One run prints, for batch 32 with random features (75 clips x 514, 32 words x 512), per method: the
 trainable parameters, the median step time (forward, official losses, PVLA when on, backward, AdamW
-step), the peak memory a training step adds on top of the loaded model, and PVLA's share of the step.
+step), the peak memory training adds on top of the loaded model and its inputs (gradients, AdamW
+state, activations), and PVLA's share of the step (the solver and its backward, timed alone).
 Targets (issue 4): READ peak memory <= 0.6x full; PVLA <= 15 % of the step.
 
 Each configuration runs in its own process so that peak memory is not shared between them. On CPU the
@@ -100,13 +101,16 @@ def child(name: str, steps: int, batch: int, device_name: str) -> dict[str, floa
         return time.perf_counter() - start
 
     last_states: list = []
-    step()  # warm-up: allocator, optimiser state
+    # The baseline is taken before the first step, so the peak includes what training allocates
+    # once (gradients, AdamW state) as well as activations; the first step is not timed.
     sync()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
     else:
         before = _rss_bytes()
+    step()
+    sync()
     times = []
     for _ in range(steps):
         start = time.perf_counter()

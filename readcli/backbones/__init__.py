@@ -16,6 +16,9 @@ _EXPORTS: dict[str, str] = {
     "MomentDETR": "readcli.backbones.moment_detr",
     "MomentDETRConfig": "readcli.backbones.moment_detr_config",
     "tiny_moment_detr_config": "readcli.backbones.moment_detr_config",
+    "VisionGuidedSeq2Seq": "readcli.backbones.vision_guided",
+    "load_vision_guided": "readcli.backbones.vision_guided_io",
+    "build_vision_guided": "readcli.backbones.vision_guided_io",
 }
 
 __all__ = list(_EXPORTS)

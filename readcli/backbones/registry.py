@@ -27,7 +27,7 @@ from readcli.backbones.checkpoint import check_state_dict, load_official_checkpo
 from readcli.backbones.moment_detr import ARCHITECTURE as MOMENT_DETR
 from readcli.backbones.moment_detr import MomentDETR, build_moment_detr, state_layout
 from readcli.backbones.moment_detr_config import MomentDETRConfig, read_json_object
-from readcli.backbones.vision_guided_io import is_vision_guided, load_vision_guided
+from readcli.backbones.vision_guided_io import VG_PRESETS, is_vision_guided, load_vision_guided
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
 from readcli.fileio import atomic_write_bytes, atomic_write_json
 
@@ -136,7 +136,8 @@ def load_backbone(
         model = _load_official(path, card)
     else:
         raise CheckpointError(
-            f"{name!r} is neither a backbone preset ({choices_text(sorted(PRESETS))}) nor an existing "
+            f"{name!r} is neither a backbone preset ({choices_text(sorted([*PRESETS, *VG_PRESETS]))}) "
+            "nor an existing "
             "checkpoint file or saved-backbone directory"
         )
     model = model.to(device=device) if dtype is None else model.to(device=device, dtype=dtype)
