@@ -181,6 +181,12 @@ def test_cli_bad_inputs_one_line_each_and_the_good_ones_done(
     }
     for name, data in bad.items():
         (tmp_path / name).write_bytes(data)
+    subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+         "sine=frequency=440:duration=1", "-c:a", "aac", str(tmp_path / "audio.m4a")],
+        check=True,
+    )  # fmt: skip
+    bad["audio.m4a"] = b""  # made above: sound only, no video stream
     (tmp_path / "a").mkdir()
     shutil.copy(one_frame, tmp_path / "a" / "book.mp4")  # the same stem as the real book.mp4
     inputs = [
@@ -195,14 +201,15 @@ def test_cli_bad_inputs_one_line_each_and_the_good_ones_done(
     result = runner.invoke(app, [*args, "--device", "cpu"])
     assert result.exit_code == 1, result.output
     lines = result.stderr.strip().splitlines()
-    assert all(line.startswith("error: ") for line in lines) and len(lines) == 7, lines
+    assert all(line.startswith("error: ") for line in lines) and len(lines) == 8, lines
     for name in [*bad, "missing.mp4"]:
         assert sum(name in line for line in lines) == 1, (name, lines)
     assert sum("feature name 'book'" in line for line in lines) == 2  # both sides of the collision
     assert "Traceback" not in result.output
     assert load_feature_array(out / "one_frame.npz", "features").shape == (1, 512)
     assert sorted(p.name for p in out.iterdir()) == ["one_frame.json", "one_frame.npz"]
-    assert "failed" in result.stdout and "7" in result.stdout
+    assert "failed" in result.stdout and "8" in result.stdout
+    assert "no video stream" in next(line for line in lines if "audio.m4a" in line)
 
 
 def test_resume_skips_current_features_and_redoes_stale_ones(
