@@ -9,6 +9,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import json  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -32,3 +34,34 @@ def _deterministic_torch() -> None:
     except ImportError:  # the CLI-only tests need no torch
         return
     torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+TINY_CLIP = "readcli-test-tiny-clip"
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A CLIP of open_clip's own architecture with the widths Moment-DETR takes (512 image embedding,
+    512 text width) but 64-pixel images and few layers: the long video extracts in seconds. Random
+    weights in a local file; the config is registered with open_clip for this test session."""
+    import open_clip
+    import torch
+    from open_clip import factory
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("tiny-clip")
+    config = {
+        "embed_dim": 512,
+        "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 32},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 512, "heads": 8, "layers": 1},
+    }
+    config_file = folder / f"{TINY_CLIP}.json"
+    config_file.write_text(json.dumps(config))
+    open_clip.add_model_config(config_file)
+    torch.manual_seed(0)
+    model = open_clip.create_model(TINY_CLIP, pretrained=None)
+    weights = folder / "tiny-clip.safetensors"
+    save_file({k: v.half().contiguous() for k, v in model.state_dict().items()}, str(weights))
+    yield weights
+    factory._MODEL_CONFIGS.pop(TINY_CLIP, None)
+    factory._MODEL_CONFIG_PATHS.remove(config_file)

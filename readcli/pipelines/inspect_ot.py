@@ -1,10 +1,10 @@
 """`inspect-ot`: the partial transport plan between one video's clips and one query's tokens.
 
 Reads two feature files in the Moment-DETR layout (video: key `features`, (N_V, d); text: key
-`last_hidden_state`, (N_L, d)), takes cost = 1 - cosine of the rows as stored and uniform weights,
-and solves entropic partial OT with readcli's batched solver (which matches POT's
-`entropic_partial_wasserstein`). Taking a video file and a query directly (through `extract`) is
-planned, not built: docs/pvla.md ("inspect-ot").
+`last_hidden_state`, (N_L, d)), or takes a video file and a query and extracts them the way
+`readcli ground` does (CLIP rows per clip through the feature cache, the query's token states);
+takes cost = 1 - cosine of the rows as stored and uniform weights, and solves entropic partial OT
+with readcli's batched solver (which matches POT's `entropic_partial_wasserstein`).
 """
 
 from __future__ import annotations
@@ -12,16 +12,29 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from readcli.errors import InvalidValueError
 
+if TYPE_CHECKING:
+    from readcli.features.cache import FeatureCache
+    from readcli.features.clip_encoder import ClipEncoder
+
 
 @dataclass(frozen=True)
 class InspectOTRequest:
-    video_features: Path
-    text_features: Path
+    """Video side: `video_features` or `video`; text side: `text_features` or `query` (one of each)."""
+
+    video_features: Path | None = None
+    text_features: Path | None = None
+    video: Path | None = None
+    query: str | None = None
+    clip_model: str = "ViT-B-32"
+    clip_weights: str = "openai"
+    clip_len: float = 2.0
+    device: str = "auto"
     mass: float = 0.5
     tau: float = 0.05
     max_iter: int = 1000
@@ -30,6 +43,12 @@ class InspectOTRequest:
 
     def __post_init__(self) -> None:
         # checked before any file is read, with the option names a user typed
+        if (self.video_features is None) == (self.video is None):
+            raise InvalidValueError("give the video side once: --video-features V.npz or --video VIDEO")
+        if (self.text_features is None) == (self.query is None):
+            raise InvalidValueError('give the text side once: --text-features T.npz or --query "QUERY"')
+        if not (math.isfinite(self.clip_len) and self.clip_len > 0):
+            raise InvalidValueError(f"--clip-len {self.clip_len} is invalid: use seconds > 0")
         if not (math.isfinite(self.mass) and 0 < self.mass <= 1):
             raise InvalidValueError(f"--mass {self.mass} is out of range: use a fraction in (0, 1]")
         if not (math.isfinite(self.tau) and self.tau > 0):
@@ -73,15 +92,19 @@ class InspectOTResult:
         }
 
 
-def run(request: InspectOTRequest) -> InspectOTResult:
-    """Load, check, solve, and list the heaviest (clip, token) pairs."""
+def run(
+    request: InspectOTRequest, *, encoder: ClipEncoder | None = None, cache: FeatureCache | None = None
+) -> InspectOTResult:
+    """Load (or extract), check, solve, and list the heaviest (clip, token) pairs.
+
+    `encoder` / `cache`: an already loaded CLIP encoder and a feature cache (long-lived callers,
+    tests); by default the request's CLIP model is loaded when a video or a query is given.
+    """
     import torch
 
     from readcli.alignment import cosine_cost, solve_partial_ot
-    from readcli.features.store import TEXT_KEY, VIDEO_KEY, load_feature_array
 
-    video = load_feature_array(request.video_features, VIDEO_KEY)  # (N_V, d)
-    text = load_feature_array(request.text_features, TEXT_KEY, expected_dim=video.shape[1])  # (N_L, d)
+    video, text = _features(request, encoder, cache)  # (N_V, d), (N_L, d)
     with torch.no_grad():
         cost = cosine_cost(torch.from_numpy(video)[None], torch.from_numpy(text)[None])  # (1, N_V, N_L)
         solution = solve_partial_ot(
@@ -100,6 +123,33 @@ def run(request: InspectOTRequest) -> InspectOTResult:
         cost=cost_np,
         top_pairs=_top_pairs(plan, cost_np, request.top_k),
     )
+
+
+def _features(
+    request: InspectOTRequest, encoder: ClipEncoder | None, cache: FeatureCache | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The video rows and the query's token rows, from files or extracted like `readcli ground`."""
+    from readcli.features.store import TEXT_KEY, VIDEO_KEY, check_feature_array, load_feature_array
+
+    if encoder is None and (request.video is not None or request.query is not None):
+        from readcli.features.clip_encoder import ClipEncoder
+
+        encoder = ClipEncoder.load(request.clip_model, request.clip_weights, device=request.device)
+    if request.video_features is not None:
+        video = load_feature_array(request.video_features, VIDEO_KEY)  # (N_V, d)
+    else:
+        from readcli.features.cache import FeatureCache
+
+        assert encoder is not None and request.video is not None  # by the request's checks
+        cached = (cache or FeatureCache()).get(request.video, encoder, clip_len=request.clip_len)
+        video = check_feature_array(cached.features, str(request.video))  # (N_V, d)
+    if request.text_features is not None:
+        text = load_feature_array(request.text_features, TEXT_KEY, expected_dim=video.shape[1])
+    else:
+        assert encoder is not None and request.query is not None  # by the request's checks
+        states = encoder.encode_query(request.query).float().cpu().numpy()  # (N_L, d)
+        text = check_feature_array(states, f"query {request.query!r}", expected_dim=video.shape[1])
+    return video, text
 
 
 def _top_pairs(plan: np.ndarray, cost: np.ndarray, k: int) -> tuple[AlignedPair, ...]:

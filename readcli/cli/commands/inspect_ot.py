@@ -26,11 +26,24 @@ def register(app: typer.Typer) -> None:
 @error_boundary
 def inspect_ot(
     video_features: Annotated[
-        Path, typer.Option("--video-features", help="Video .npz (key 'features', clips x d).")
-    ],
+        Path | None, typer.Option("--video-features", help="Video .npz (key 'features', clips x d).")
+    ] = None,
     text_features: Annotated[
-        Path, typer.Option("--text-features", help="Text .npz (key 'last_hidden_state', tokens x d).")
-    ],
+        Path | None, typer.Option("--text-features", help="Text .npz (key 'last_hidden_state', tokens x d).")
+    ] = None,
+    video: Annotated[
+        Path | None, typer.Option("--video", help="A video file instead of --video-features (CLIP rows).")
+    ] = None,
+    query: Annotated[
+        str | None, typer.Option("--query", help="A query instead of --text-features (CLIP token states).")
+    ] = None,
+    clip_model: Annotated[str, typer.Option("--clip-model", help="open_clip model for --video/--query.")] = (
+        "ViT-B-32"
+    ),
+    clip_weights: Annotated[
+        str, typer.Option("--clip-weights", help="openai (needs the network) or a local weights file.")
+    ] = "openai",
+    device: Annotated[str, typer.Option("--device", help="auto|cpu|cuda for --video/--query.")] = "auto",
     mass: Annotated[float, typer.Option("--mass", help="Transported mass fraction s in (0, 1].")] = 0.5,
     tau: Annotated[float, typer.Option("--tau", help="Entropic temperature (> 0).")] = 0.05,
     top: Annotated[int, typer.Option("--top", help="How many aligned (clip, token) pairs to list.")] = 10,
@@ -39,10 +52,13 @@ def inspect_ot(
     ] = False,
     png: Annotated[Path | None, typer.Option("--png", help="Also write the plan as a PNG image.")] = None,
 ) -> None:
-    """Partial optimal transport between one video's clip features and one query's token features."""
+    """Partial optimal transport between one video's clips and one query's tokens (files or raw)."""
     from readcli.pipelines import inspect_ot as pipeline
 
-    request = pipeline.InspectOTRequest(video_features, text_features, mass=mass, tau=tau, top_k=top)
+    request = pipeline.InspectOTRequest(
+        video_features, text_features, video, query, clip_model, clip_weights,
+        device=device, mass=mass, tau=tau, top_k=top,
+    )  # fmt: skip
     result = pipeline.run(request)
     if png is not None:
         pipeline.write_plan_png(result, png)
