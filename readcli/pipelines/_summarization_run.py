@@ -9,17 +9,16 @@ from pathlib import Path
 
 import torch
 
-from readcli.adapters import MethodSettings, count_parameters, save_bundle
+from readcli.adapters import MethodSettings, save_bundle
 from readcli.adapters.inject import inject
 from readcli.alignment import PVLASettings
 from readcli.backbones.vision_guided import VisionGuidedSeq2Seq
 from readcli.backbones.vision_guided_config import GenerationSettings
 from readcli.backbones.vision_guided_io import load_vision_guided
 from readcli.data.how2 import How2Dataset, How2Limits, load_how2_split
-from readcli.fileio import atomic_write_json, atomic_write_text
-from readcli.pipelines.finetune import BEST_DIR, FinetuneRequest, FinetuneResult, JsonlLog
-from readcli.training.checkpoint import latest_checkpoint
-from readcli.training.loop import EvalOutput, ProgressCallback, seed_everything, train
+from readcli.fileio import atomic_write_text
+from readcli.pipelines.finetune import BEST_DIR, FinetuneRequest, FinetuneResult, train_and_record
+from readcli.training.loop import EvalOutput, ProgressCallback, seed_everything
 from readcli.training.summarization_task import SummarizationTask
 
 log = logging.getLogger(__name__)
@@ -44,38 +43,15 @@ class SummarizationRun:
     skipped_missing: int
 
     def train(self, out: Path, *, resume: bool, progress: ProgressCallback | None) -> FinetuneResult:
-        checkpoint = latest_checkpoint(out) if resume else None
-        epochs_done = int(checkpoint.name.split("-")[1]) if checkpoint is not None else None
-        log_file = JsonlLog(out / "train_log.jsonl", keep_epochs_upto=epochs_done if resume else None)
-        result = train(
+        return train_and_record(
             self.model,
             self.task,
-            self.request.train,
+            self.request,
             out,
             resume=resume,
             progress=progress,
             save_best=lambda model, evaluation, epoch: self._save_best(out, model, evaluation, epoch),
-            write_log=log_file,
-        )
-        count = count_parameters(self.model)
-        atomic_write_json(
-            out / "metrics.json",
-            {
-                "best_epoch": result.state.best_epoch,
-                "best": result.best_metrics,
-                "history": result.state.history,
-            },
-        )
-        return FinetuneResult(
-            run_dir=out,
-            best_epoch=result.state.best_epoch,
-            best_metrics=result.best_metrics,
-            history=result.state.history,
-            trainable=count.trainable,
-            total=count.total,
-            percent=count.percent,
             skipped_missing=self.skipped_missing,
-            resumed_from_epoch=result.resumed_from_epoch,
         )
 
     def _save_best(self, out: Path, model: torch.nn.Module, evaluation: EvalOutput, epoch: int) -> None:

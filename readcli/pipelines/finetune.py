@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,43 @@ class JsonlLog:
     def __call__(self, record: dict[str, Any]) -> None:
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+def train_and_record(
+    model: Any,
+    task: Any,
+    request: FinetuneRequest,
+    out: Path,
+    *,
+    resume: bool,
+    progress: ProgressCallback | None,
+    save_best: Callable[[Any, Any, int], None],
+    skipped_missing: int,
+) -> FinetuneResult:
+    """Run the loop for any task, keep its log and metrics.json in RUN_DIR, and summarise the run."""
+    from readcli.adapters import count_parameters
+    from readcli.training.checkpoint import latest_checkpoint
+    from readcli.training.loop import train
+
+    checkpoint = latest_checkpoint(out) if resume else None
+    epochs_done = int(checkpoint.name.split("-")[1]) if checkpoint is not None else None
+    log_file = JsonlLog(out / "train_log.jsonl", keep_epochs_upto=epochs_done if resume else None)
+    result = train(
+        model, task, request.train, out,
+        resume=resume, progress=progress, save_best=save_best, write_log=log_file,
+    )  # fmt: skip
+    count = count_parameters(model)
+    history = result.state.history
+    metrics = {"best_epoch": result.state.best_epoch, "best": result.best_metrics, "history": history}
+    atomic_write_json(out / "metrics.json", metrics)
+    return FinetuneResult(
+        run_dir=out,
+        best_epoch=result.state.best_epoch,
+        best_metrics=result.best_metrics,
+        history=history,
+        trainable=count.trainable,
+        total=count.total,
+        percent=count.percent,
+        skipped_missing=skipped_missing,
+        resumed_from_epoch=result.resumed_from_epoch,
+    )
