@@ -6,8 +6,7 @@ below are imported on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from readcli.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -39,8 +38,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'readcli' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -5,8 +5,7 @@ Names are imported on first use, so importing this package does not load torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from readcli.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "load_backbone": "readcli.backbones.registry",
@@ -24,8 +23,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = list(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'readcli.backbones' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
