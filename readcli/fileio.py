@@ -61,3 +61,12 @@ def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[BinaryIO],
     """Let `writer` fill the file (e.g. `np.savez` into a handle), then publish it atomically."""
     with atomic_open(path) as handle:
         writer(handle)
+
+
+def cache_dir() -> Path:
+    """readcli's cache folder: $READCLI_CACHE, else $XDG_CACHE_HOME/readcli, else ~/.cache/readcli."""
+    explicit = os.environ.get("READCLI_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "readcli"

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from readcli.errors import InputFileError, InvalidValueError
-from readcli.fileio import atomic_write_json
+from readcli.fileio import atomic_write_json, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,6 @@ def compute_fingerprint(tensors: Mapping[str, torch.Tensor], *, workers: int | N
     for digest in digests:
         total.update(digest)
     return f"{ALGORITHM}:{total.hexdigest()}"
-
-
-def cache_dir() -> Path:
-    configured = os.environ.get("READCLI_CACHE")
-    if configured:
-        return Path(configured)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "readcli"
 
 
 def _source_key(source: Path, tensors: Mapping[str, torch.Tensor]) -> str:

@@ -29,7 +29,7 @@ from readcli.backbones.moment_detr import MomentDETR, build_moment_detr, state_l
 from readcli.backbones.moment_detr_config import MomentDETRConfig, read_json_object
 from readcli.backbones.vision_guided_io import VG_PRESETS, is_vision_guided, load_vision_guided
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
-from readcli.fileio import atomic_write_bytes, atomic_write_json
+from readcli.fileio import atomic_write_bytes, atomic_write_json, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,6 @@ def load_card(name: str) -> PresetCard:
         )  # fmt: skip
     except (KeyError, TypeError) as err:
         raise InputFileError(f"{path}: preset card is missing or mangles field {err}") from None
-
-
-def cache_dir() -> Path:
-    """Where preset weights live: $READCLI_CACHE, else $XDG_CACHE_HOME/readcli, else ~/.cache/readcli."""
-    if os.environ.get("READCLI_CACHE"):
-        return Path(os.environ["READCLI_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "readcli"
 
 
 def resolve_weights(card: PresetCard) -> Path:

@@ -6,7 +6,7 @@ content digest is `weights.file_sha256`, itself remembered by (path, size, mtime
 not re-read the video; a renamed or copied file hashes to the same entry. Entries live in
 `<cache>/features/<key[:2]>/<key>.npz` with the extractor's metadata JSON beside it, each written
 atomically, the array first; an entry whose JSON does not vouch for its array (settings or array
-digest) is a miss and is rewritten. `<cache>` is the backbones registry's `cache_dir()`
+digest) is a miss and is rewritten. `<cache>` is readcli's `fileio.cache_dir()`
 ($READCLI_CACHE, else $XDG_CACHE_HOME/readcli, else ~/.cache/readcli). docs/ground.md.
 """
 
@@ -39,7 +39,7 @@ ProgressFn = Callable[[int, int], None]  # (clips done, clips in the video)
 
 def default_root() -> Path:
     """<cache>/features, with <cache> as the backbone presets use it."""
-    from readcli.backbones.registry import cache_dir
+    from readcli.fileio import cache_dir
 
     return cache_dir() / SUBDIR
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from readcli.errors import InputFileError, InvalidValueError, OfflineError
-from readcli.fileio import atomic_write_json
+from readcli.fileio import atomic_write_json, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,6 @@ class ResolvedWeights:
     path: Path
     sha256: str
     torchscript: bool  # OpenAI's release format, which implies QuickGELU
-
-
-def cache_dir() -> Path:
-    """readcli's cache folder: $READCLI_CACHE, else $XDG_CACHE_HOME/readcli, else ~/.cache/readcli."""
-    explicit = os.environ.get("READCLI_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "readcli"
 
 
 def _sha256_of(path: Path) -> str:
