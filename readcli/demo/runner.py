@@ -19,14 +19,14 @@ import torch
 
 from readcli.adapters.accounting import count_parameters
 from readcli.adapters.inject import inject
-from readcli.backbones.registry import build_backbone, cache_dir, load_backbone, save_backbone
+from readcli.backbones.registry import build_backbone, load_backbone, save_backbone
 from readcli.data import load_grounding_split
 from readcli.data.layout import open_layout
 from readcli.demo.methods import DemoMethod
 from readcli.demo.profiles import DemoProfile
 from readcli.demo.world import ensure_world
 from readcli.evaluation import read_jsonl
-from readcli.fileio import atomic_write_json
+from readcli.fileio import atomic_write_json, cache_dir
 from readcli.training.grounding_loss import GroundingLossWeights
 from readcli.training.grounding_predict import PredictionSettings
 from readcli.training.grounding_task import GroundingTask
