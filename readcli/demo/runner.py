@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -95,8 +96,8 @@ def ensure_pretrained(
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="readcli-demo-pretrain-") as run_dir:
         result = train(model, task, profile.pretrain, Path(run_dir), progress=progress)
-    metrics = dict(result.state.history[-1])
-    metrics.pop("epoch", None)
+    # JSON has no NaN: drop the metrics a world without long moments leaves undefined (MR-long-mAP)
+    metrics = {k: float(v) for k, v in result.state.history[-1].items() if k != "epoch" and math.isfinite(v)}
     save_backbone(model, directory)  # config.json is written last: a directory with it is complete
     meta = {"profile": profile.name, "seconds": time.perf_counter() - started, "source_metrics": metrics}
     atomic_write_json(meta_path, meta)
