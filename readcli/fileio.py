@@ -7,6 +7,7 @@ failure (a full disk, a kill) leaves the previous file intact and removes the te
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -54,7 +55,20 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+    """Strict JSON: NaN and infinities (e.g. a metric over an empty bucket) are written as null."""
+    text = json.dumps(finite_or_null(obj), indent=indent, sort_keys=False, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def finite_or_null(obj: Any) -> Any:
+    """`obj` with every NaN or infinite float replaced by None (JSON null), recursively."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: finite_or_null(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_or_null(value) for value in obj]
+    return obj
 
 
 def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[BinaryIO], None]) -> None:

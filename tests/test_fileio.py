@@ -8,7 +8,7 @@ import pytest
 
 from readcli.errors import InputFileError
 from readcli.features.store import load_feature_array, save_feature_array
-from readcli.fileio import atomic_open, atomic_write_text
+from readcli.fileio import atomic_open, atomic_write_json, atomic_write_text
 
 
 def test_atomic_write_keeps_previous_file_when_writer_fails(tmp_path: Path) -> None:
@@ -47,3 +47,13 @@ def test_feature_round_trip_and_validation(tmp_path: Path) -> None:
         load_feature_array(tmp_path / "garbage.npz", "features")
     with pytest.raises(InputFileError, match="not found"):
         load_feature_array(tmp_path / "missing.npz", "features")
+
+
+def test_json_is_strict_non_finite_numbers_become_null(tmp_path: Path) -> None:
+    import json
+
+    target = tmp_path / "metrics.json"
+    atomic_write_json(target, {"MR-long-mAP": float("nan"), "x": [1.5, float("inf")], "n": 3})
+    text = target.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"MR-long-mAP": None, "x": [1.5, None], "n": 3}
