@@ -6,6 +6,9 @@ reading a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import fields
+
 
 class ReadcliError(Exception):
     """Base class: a problem with the user's input or environment, reported as one line, exit 1."""
@@ -40,3 +43,16 @@ class TrainingError(ReadcliError):
 def choices_text(choices: object) -> str:
     """Render valid choices for an error message: 'a, b, c'."""
     return ", ".join(str(c) for c in choices)  # type: ignore[attr-defined]
+
+
+def reject_unknown_keys(dataclass_type: type, data: Mapping[str, object], what: str) -> None:
+    """Refuse keys that are not fields of `dataclass_type` (config is strict: a typo is an error).
+
+    `what` names the keys in the message, e.g. "method setting(s)": "unknown method setting(s) rank:
+    valid keys are a, b, c".
+    """
+    known = {f.name for f in fields(dataclass_type)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else "")
+        raise InvalidValueError(f"unknown {what} {shown}: valid keys are {choices_text(sorted(known))}")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from readcli.errors import InvalidValueError, choices_text
+from readcli.errors import InvalidValueError, choices_text, reject_unknown_keys
 
 # method name -> what it trains (a plain registry: a miss lists the choices)
 METHODS: dict[str, str] = {
@@ -108,11 +108,5 @@ class MethodSettings:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MethodSettings:
         """Settings from a JSON object; unknown keys are errors that list the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidValueError(
-                f"unknown method setting(s) {', '.join(unknown)}: "
-                f"valid keys are {choices_text(sorted(known))}"
-            )
+        reject_unknown_keys(cls, data, "method setting(s)")
         return cls(**dict(data))

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from readcli.errors import InputFileError, InvalidValueError, choices_text
+from readcli.errors import InputFileError, InvalidValueError, choices_text, reject_unknown_keys
 
 SPAN_LOSS_TYPES = ("l1", "ce")
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -147,13 +147,7 @@ class MomentDETRConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MomentDETRConfig:
         """Build from readcli's own JSON form (exactly the dataclass fields; unknown keys are errors)."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise InvalidValueError(
-                f"unknown Moment-DETR config key(s) {_first(unknown)}; "
-                f"valid keys: {choices_text(sorted(names))}"
-            )
+        reject_unknown_keys(cls, data, "Moment-DETR config key(s)")
         return cls(**dict(data))
 
 

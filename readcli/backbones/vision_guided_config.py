@@ -7,10 +7,10 @@ what readcli adds. docs/summarization.md explains every default.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from readcli.errors import InvalidValueError, choices_text
+from readcli.errors import InvalidValueError, choices_text, reject_unknown_keys
 
 # family -> the Hugging Face `model_type` it loads
 FAMILIES: dict[str, str] = {"bart": "bart", "t5": "t5"}
@@ -63,13 +63,7 @@ class VisionGuidedConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> VisionGuidedConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidValueError(
-                f"unknown vision-guided config keys {', '.join(unknown)}; "
-                f"valid keys: {choices_text(sorted(known))}"
-            )
+        reject_unknown_keys(cls, data, "vision-guided config keys")
         return cls(**data)
 
 

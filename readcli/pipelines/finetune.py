@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from readcli.errors import InputFileError, InvalidValueError, choices_text
+from readcli.errors import InputFileError, InvalidValueError, choices_text, reject_unknown_keys
 from readcli.fileio import atomic_write_json, atomic_write_text
 from readcli.training.loop import ProgressCallback, TrainSettings
 
@@ -60,10 +60,10 @@ class FinetuneRequest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any], source: Path) -> FinetuneRequest:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InputFileError(f"{source}: unknown fields {', '.join(unknown)}")
+        try:
+            reject_unknown_keys(cls, data, "run fields")
+        except InvalidValueError as err:
+            raise InputFileError(f"{source}: {err}") from None
         values = dict(data)
         values["train"] = TrainSettings(**values.get("train", {}))
         return cls(**values)
