@@ -18,32 +18,20 @@ from readcli.data.layout import open_layout
 from readcli.data.spec import VideoFeatureSpec
 from readcli.evaluation import read_jsonl
 from readcli.fileio import atomic_write_text
-from readcli.pipelines.finetune import BEST_DIR, FinetuneRequest, FinetuneResult, train_and_record
+from readcli.pipelines.finetune import BEST_DIR, FinetuneRequest, RecordedRun
 from readcli.training.grounding_loss import GroundingLossWeights
 from readcli.training.grounding_predict import PredictionSettings
 from readcli.training.grounding_task import GroundingTask
-from readcli.training.loop import EvalOutput, ProgressCallback, seed_everything
+from readcli.training.loop import EvalOutput, seed_everything
 
 
 @dataclass
-class GroundingRun:
+class GroundingRun(RecordedRun):
     request: FinetuneRequest
     model: torch.nn.Module
     task: GroundingTask
     spec: VideoFeatureSpec
     skipped_missing: int
-
-    def train(self, out: Path, *, resume: bool, progress: ProgressCallback | None) -> FinetuneResult:
-        return train_and_record(
-            self.model,
-            self.task,
-            self.request,
-            out,
-            resume=resume,
-            progress=progress,
-            save_best=lambda model, evaluation, epoch: self._save_best(out, model, evaluation, epoch),
-            skipped_missing=self.skipped_missing,
-        )
 
     def _save_best(self, out: Path, model: torch.nn.Module, evaluation: EvalOutput, epoch: int) -> None:
         request = self.request

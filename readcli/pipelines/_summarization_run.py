@@ -17,8 +17,8 @@ from readcli.backbones.vision_guided_config import GenerationSettings
 from readcli.backbones.vision_guided_io import load_vision_guided
 from readcli.data.how2 import How2Dataset, How2Limits, load_how2_split
 from readcli.fileio import atomic_write_text
-from readcli.pipelines.finetune import BEST_DIR, FinetuneRequest, FinetuneResult, train_and_record
-from readcli.training.loop import EvalOutput, ProgressCallback, seed_everything
+from readcli.pipelines.finetune import BEST_DIR, FinetuneRequest, RecordedRun
+from readcli.training.loop import EvalOutput, seed_everything
 from readcli.training.summarization_task import SummarizationTask
 
 log = logging.getLogger(__name__)
@@ -36,23 +36,11 @@ def generation_settings(request: FinetuneRequest) -> GenerationSettings:
 
 
 @dataclass
-class SummarizationRun:
+class SummarizationRun(RecordedRun):
     request: FinetuneRequest
     model: VisionGuidedSeq2Seq
     task: SummarizationTask
     skipped_missing: int
-
-    def train(self, out: Path, *, resume: bool, progress: ProgressCallback | None) -> FinetuneResult:
-        return train_and_record(
-            self.model,
-            self.task,
-            self.request,
-            out,
-            resume=resume,
-            progress=progress,
-            save_best=lambda model, evaluation, epoch: self._save_best(out, model, evaluation, epoch),
-            skipped_missing=self.skipped_missing,
-        )
 
     def _save_best(self, out: Path, model: torch.nn.Module, evaluation: EvalOutput, epoch: int) -> None:
         request, task = self.request, self.task

@@ -184,6 +184,34 @@ class JsonlLog:
             handle.write(json.dumps(record) + "\n")
 
 
+class RecordedRun:
+    """What the task runs (grounding, summarization) share: `train` through `train_and_record`.
+
+    A subclass has `request`, `model`, `task`, `skipped_missing` and a `_save_best(out, model,
+    evaluation, epoch)` that writes the best bundle and predictions.
+    """
+
+    request: FinetuneRequest
+    model: Any
+    task: Any
+    skipped_missing: int
+
+    def _save_best(self, out: Path, model: Any, evaluation: Any, epoch: int) -> None:
+        raise NotImplementedError
+
+    def train(self, out: Path, *, resume: bool, progress: ProgressCallback | None) -> FinetuneResult:
+        return train_and_record(
+            self.model,
+            self.task,
+            self.request,
+            out,
+            resume=resume,
+            progress=progress,
+            save_best=lambda model, evaluation, epoch: self._save_best(out, model, evaluation, epoch),
+            skipped_missing=self.skipped_missing,
+        )
+
+
 def train_and_record(
     model: Any,
     task: Any,
