@@ -7,8 +7,8 @@ state, activations), and PVLA's share of the step (the solver and its backward, 
 Targets (issue 4): READ peak memory <= 0.6x full; PVLA <= 15 % of the step.
 
 Each configuration runs in its own process so that peak memory is not shared between them. On CPU the
-peak is the process's peak resident set size minus its size just before the first step; on CUDA it is
-torch.cuda.max_memory_allocated minus the allocation before the first step.
+peak is the process's resident high-water mark, reset just before the first step, minus its size then
+(bench/_peak_memory.py); on CUDA torch.cuda.max_memory_allocated minus the allocation then.
 
     python bench/train_bench.py [--steps 10] [--device auto] [--batch 32]
 """
@@ -18,22 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import time
+
+from _peak_memory import peak_since, start_peak  # bench/ is on sys.path when run as a script
 
 CONFIGS = {
     "full": {"method": "full", "pvla": False},
     "read": {"method": "read", "pvla": False},
     "read+pvla": {"method": "read", "pvla": True},
 }
-
-
-def _rss_bytes() -> int:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def child(name: str, steps: int, batch: int, device_name: str) -> dict[str, float]:
@@ -104,11 +100,7 @@ def child(name: str, steps: int, batch: int, device_name: str) -> dict[str, floa
     # The baseline is taken before the first step, so the peak includes what training allocates
     # once (gradients, AdamW state) as well as activations; the first step is not timed.
     sync()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-    else:
-        before = _rss_bytes()
+    before = start_peak(device)
     step()
     sync()
     times = []
@@ -117,10 +109,7 @@ def child(name: str, steps: int, batch: int, device_name: str) -> dict[str, floa
         step()
         sync()
         times.append(time.perf_counter() - start)
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated() - before
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    peak = peak_since(device, before)
     pvla_times = [pvla_alone() for _ in range(steps)] if config["pvla"] else []
     count = count_parameters(model)
     step_s = statistics.median(times)

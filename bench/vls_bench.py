@@ -28,27 +28,13 @@ import sys
 import time
 from typing import Any
 
+from _peak_memory import peak_since, start_peak  # bench/ is on sys.path when run as a script
+
 CONFIGS = {
     "full": {"method": "full", "pvla": False},
     "read": {"method": "read", "pvla": False},
     "read+pvla": {"method": "read", "pvla": True},
 }
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as handle:
-        for line in handle:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def _reset_peak_rss() -> None:
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")  # resets VmHWM to the current resident size
-    except OSError:
-        pass
 
 
 def _inputs(args: argparse.Namespace, device: Any) -> dict[str, Any]:
@@ -108,22 +94,14 @@ def child(name: str, args: argparse.Namespace) -> dict[str, Any]:
         optimizer.step()
 
     sync()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-    else:
-        _reset_peak_rss()
-        before = _status_kb("VmRSS") * 1024
+    before = start_peak(device)
     times = []
     for _ in range(args.steps + 1):  # the first step (allocator, optimiser state) is not timed
         start = time.perf_counter()
         step()
         sync()
         times.append(time.perf_counter() - start)
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated() - before
-    else:
-        peak = _status_kb("VmHWM") * 1024 - before
+    peak = peak_since(device, before)
     count = count_parameters(model)
     result: dict[str, Any] = {
         "trainable": count.trainable,
