@@ -54,6 +54,10 @@ class FinetuneRequest:
     beams: int = 4
     no_repeat_ngram_size: int = 3
     max_summary_length: int = 64
+    # tlg on highlight datasets: "youtube" | "tvsum" (None: the layout's own rows, e.g. QVHighlights)
+    dataset: str | None = None
+    # tlg on highlight datasets: one domain, or "all" (each domain trained and evaluated on its own)
+    domain: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
