@@ -312,3 +312,43 @@ def test_train_mode_applies_dropout(tiny: MomentDETR) -> None:
     tiny.eval()
     with torch.no_grad():
         torch.testing.assert_close(tiny(**batch)["pred_logits"], tiny(**batch)["pred_logits"])
+
+
+# --- frozen attention is recomputed, not stored ----------------------------------------------------
+
+
+def _read_step(recompute: bool) -> tuple[float, dict[str, torch.Tensor], int]:
+    """One training forward/backward of a READ-injected tiny model (dropout on): loss, adapter grads,
+    and the bytes autograd saved for the backward pass."""
+    from readcli.adapters import MethodSettings
+    from readcli.adapters.inject import inject
+
+    torch.manual_seed(0)
+    model = build_moment_detr(tiny_moment_detr_config())
+    inject(model, MethodSettings(method="read"))
+    model.train()
+    for layer in model.transformer.encoder.layers:
+        layer.recompute_frozen_attention = recompute
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.setdefault(t.untyped_storage().data_ptr(), t.untyped_storage().nbytes())
+        return t
+
+    torch.manual_seed(1)  # the dropout masks
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(**_tiny_batch(model.config))
+        loss = out["pred_spans"].square().sum() + out["saliency_scores"].square().sum()
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad and p.grad is not None}
+    return float(loss), grads, sum(saved.values())
+
+
+def test_frozen_attention_is_recomputed_with_identical_results() -> None:
+    loss_stored, grads_stored, bytes_stored = _read_step(recompute=False)
+    loss_recomputed, grads_recomputed, bytes_recomputed = _read_step(recompute=True)
+    assert loss_recomputed == loss_stored
+    assert grads_recomputed.keys() == grads_stored.keys() and len(grads_stored) > 0
+    for name, grad in grads_stored.items():
+        assert torch.equal(grads_recomputed[name], grad), name
+    assert bytes_recomputed < bytes_stored

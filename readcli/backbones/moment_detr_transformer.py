@@ -13,10 +13,26 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+
+def _frozen(*modules: nn.Module) -> bool:
+    return not any(p.requires_grad for m in modules for p in m.parameters())
 
 
 class EncoderLayer(nn.Module):
-    """Self-attention over [video; text], then the feed-forward block; each followed by add & norm."""
+    """Self-attention over [video; text], then the feed-forward block; each followed by add & norm.
+
+    When the attention block is frozen (READ and the other adapter methods) and gradients flow through
+    it, its activations are recomputed in the backward pass instead of stored: a frozen block needs
+    them only to pass gradients down to adapters below, and they are the largest part of the step's
+    memory (B x heads x T x T attention maps and dropout masks). Results are bit-identical (dropout
+    replays the same random state); the cost is one more attention forward per layer
+    (docs/adapters.md, "Memory").
+    """
+
+    # set False on an instance to store the attention activations instead (tests compare both)
+    recompute_frozen_attention: bool = True
 
     def __init__(self, d_model: int, nhead: int, dim_feedforward: int, dropout: float) -> None:
         super().__init__()
@@ -31,11 +47,24 @@ class EncoderLayer(nn.Module):
 
     def forward(self, src: torch.Tensor, padding_mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """src, pos: (T, B, d); padding_mask: (B, T) bool, True = padding -> (T, B, d)."""
-        qk = src + pos  # (T, B, d)
-        attended = self.self_attn(qk, qk, src, key_padding_mask=padding_mask, need_weights=False)[0]
-        src = self.norm1(src + self.dropout1(attended))  # (T, B, d)
+        if (
+            self.recompute_frozen_attention
+            and self.training
+            and torch.is_grad_enabled()
+            and src.requires_grad  # below the first adapter nothing is recorded anyway
+            and _frozen(self.self_attn, self.norm1)
+        ):
+            src = checkpoint(self._attend, src, padding_mask, pos, use_reentrant=False)
+        else:
+            src = self._attend(src, padding_mask, pos)
         ffn = self.linear2(self.dropout(F.relu(self.linear1(src))))  # (T, B, d)
         return self.norm2(src + self.dropout2(ffn))  # (T, B, d)
+
+    def _attend(self, src: torch.Tensor, padding_mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Self-attention with add & norm: (T, B, d) -> (T, B, d)."""
+        qk = src + pos  # (T, B, d)
+        attended = self.self_attn(qk, qk, src, key_padding_mask=padding_mask, need_weights=False)[0]
+        return self.norm1(src + self.dropout1(attended))  # (T, B, d)
 
 
 class DecoderLayer(nn.Module):
