@@ -84,6 +84,7 @@ class FinetuneResult:
     percent: float
     skipped_missing: int
     resumed_from_epoch: int
+    rank: int = 0  # under several processes only rank 0 wrote RUN_DIR and should render the result
 
 
 def resume_request(
@@ -127,22 +128,31 @@ def _check_request(request: FinetuneRequest, *, resume: bool) -> Path:
 def run(
     request: FinetuneRequest, *, resume: bool = False, progress: ProgressCallback | None = None
 ) -> FinetuneResult:
-    """Fine-tune, evaluating every epoch; the best bundle, predictions and metrics land in RUN_DIR."""
+    """Fine-tune, evaluating every epoch; the best bundle, predictions and metrics land in RUN_DIR.
+
+    Under torchrun or accelerate launch (WORLD_SIZE > 1) every process calls this alike: each joins
+    the process group, trains its share of every global batch, and only rank 0 writes RUN_DIR
+    (docs/distributed.md).
+    """
     from readcli.pipelines._grounding_run import prepare_grounding_run
+    from readcli.training.distributed import process_group
 
-    out = _check_request(request, resume=resume)
-    request = with_task_defaults(request)
-    pvla = _pvla_settings(request)  # validates before any heavy work
-    run: Any
-    if request.task == "vls":
-        from readcli.pipelines._summarization_run import prepare_summarization_run
+    with process_group(request.train.device) as job:
+        out = _check_request(request, resume=resume)
+        request = with_task_defaults(request)
+        pvla = _pvla_settings(request)  # validates before any heavy work
+        run: Any
+        if request.task == "vls":
+            from readcli.pipelines._summarization_run import prepare_summarization_run
 
-        run = prepare_summarization_run(request, pvla)
-    else:
-        run = prepare_grounding_run(request, pvla)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / RUN_FILE, request.to_json())
-    return run.train(out, resume=resume, progress=progress)
+            run = prepare_summarization_run(request, pvla)
+        else:
+            run = prepare_grounding_run(request, pvla)
+        job.barrier()  # every rank has checked that --out holds no run before rank 0 writes one
+        if job.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(out / RUN_FILE, request.to_json())
+        return replace(run.train(out, resume=resume, progress=progress), rank=job.rank)
 
 
 def with_task_defaults(request: FinetuneRequest) -> FinetuneRequest:
@@ -227,14 +237,21 @@ def train_and_record(
     save_best: Callable[[Any, Any, int], None],
     skipped_missing: int,
 ) -> FinetuneResult:
-    """Run the loop for any task, keep its log and metrics.json in RUN_DIR, and summarise the run."""
+    """Run the loop for any task, keep its log and metrics.json in RUN_DIR, and summarise the run.
+
+    Under several processes only rank 0 keeps the log and writes metrics.json.
+    """
     from readcli.adapters import count_parameters
     from readcli.training.checkpoint import latest_checkpoint
+    from readcli.training.distributed import current
     from readcli.training.loop import train
 
+    main = current().is_main
     checkpoint = latest_checkpoint(out) if resume else None
     epochs_done = int(checkpoint.name.split("-")[1]) if checkpoint is not None else None
-    log_file = JsonlLog(out / "train_log.jsonl", keep_epochs_upto=epochs_done if resume else None)
+    log_file = (
+        JsonlLog(out / "train_log.jsonl", keep_epochs_upto=epochs_done if resume else None) if main else None
+    )
     result = train(
         model, task, request.train, out,
         resume=resume, progress=progress, save_best=save_best, write_log=log_file,
@@ -242,7 +259,8 @@ def train_and_record(
     count = count_parameters(model)
     history = result.state.history
     metrics = {"best_epoch": result.state.best_epoch, "best": result.best_metrics, "history": history}
-    atomic_write_json(out / "metrics.json", metrics)
+    if main:
+        atomic_write_json(out / "metrics.json", metrics)
     return FinetuneResult(
         run_dir=out,
         best_epoch=result.state.best_epoch,

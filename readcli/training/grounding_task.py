@@ -42,12 +42,18 @@ class GroundingTask:
     def num_train_batches(self, batch_size: int) -> int:
         return -(-len(self.train) // batch_size)
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[MomentBatch]:
+    def train_index_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
         epoch = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         self.train.set_epoch(epoch)  # re-draws the saliency pairs, reproducibly per epoch
         order = torch.randperm(len(self.train), generator=generator).tolist()
-        for indices in batches_of(order, batch_size):
-            yield collate_moments([self.train[i] for i in indices])
+        yield from batches_of(order, batch_size)
+
+    def train_collate(self, indices: list[int]) -> MomentBatch:
+        return collate_moments([self.train[i] for i in indices])
+
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[MomentBatch]:
+        for indices in self.train_index_batches(batch_size, generator):
+            yield self.train_collate(indices)
 
     def train_step(self, model: torch.nn.Module, batch: MomentBatch, device: torch.device) -> StepOutput:
         batch = batch.to(device)
@@ -71,12 +77,18 @@ class GroundingTask:
 
     @torch.no_grad()
     def predict(
-        self, model: torch.nn.Module, dataset: MomentDataset, device: torch.device
+        self,
+        model: torch.nn.Module,
+        dataset: MomentDataset,
+        device: torch.device,
+        indices: Sequence[int] | None = None,
     ) -> list[dict[str, Any]]:
+        """Prediction rows for `dataset` (or for its examples at `indices`), in order."""
         model.collect_block_states = False  # type: ignore[assignment]
         rows: list[dict[str, Any]] = []
-        for indices in batches_of(list(range(len(dataset))), self.eval_batch_size):
-            batch = collate_moments([dataset[i] for i in indices]).to(device)
+        wanted = list(range(len(dataset))) if indices is None else list(indices)
+        for chunk in batches_of(wanted, self.eval_batch_size):
+            batch = collate_moments([dataset[i] for i in chunk]).to(device)
             outputs = model(**batch.model_inputs())
             metas = [
                 QueryMeta(qid=q, query=t, vid=v, duration=d)
@@ -86,6 +98,17 @@ class GroundingTask:
         return rows
 
     def evaluate(self, model: torch.nn.Module, device: torch.device) -> EvalOutput:
-        predictions = self.predict(model, self.val, device)
+        return self.eval_score(self.predict(model, self.val, device))
+
+    # sharded evaluation under several processes (readcli.training.loop.TrainTask)
+    def eval_size(self) -> int:
+        return len(self.val)
+
+    def eval_predict(
+        self, model: torch.nn.Module, device: torch.device, indices: Sequence[int]
+    ) -> list[dict[str, Any]]:
+        return self.predict(model, self.val, device, indices)
+
+    def eval_score(self, predictions: list[dict[str, Any]]) -> EvalOutput:
         metrics = evaluate_qvhighlights(predictions, list(self.val_ground_truth))
         return EvalOutput(metrics=metrics, predictions=predictions)

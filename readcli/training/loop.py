@@ -4,6 +4,12 @@ Determinism and resume: every epoch starts from seeds derived from (seed, epoch)
 and the random number generators (dropout, negative sampling). A checkpoint is written at the end of
 every epoch, so a run killed mid-epoch and resumed replays that epoch from its start and ends with the
 same weights and metrics as an uninterrupted run (exactly on CPU). See docs/training.md.
+
+Several processes (torchrun, accelerate launch; docs/distributed.md): every rank draws the same global
+batches, runs its own contiguous part of each, and DDP averages the gradients of the trainable
+parameters, each rank's loss weighted by its share of the batch, so a step equals the one-process
+step on the whole global batch for any loss that is a mean over examples. Evaluation is split across
+ranks and gathered; only rank 0 writes (checkpoints, bundles, logs) and reports progress.
 """
 
 from __future__ import annotations
@@ -22,6 +28,16 @@ import torch
 
 from readcli.errors import InvalidValueError, TrainingError
 from readcli.training.checkpoint import LoopState, latest_checkpoint, load_checkpoint, save_checkpoint
+from readcli.training.distributed import (
+    Dist,
+    all_reduce_sum,
+    broadcast,
+    current,
+    gather_lists,
+    local_part,
+    resolve_device,
+    wrap,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +87,21 @@ class EvalOutput:
 
 
 class TrainTask(Protocol):
-    """What a task (grounding, summarisation, highlight detection) supplies to the loop."""
+    """What a task (grounding, summarisation, highlight detection) supplies to the loop.
+
+    `train_step` gets the model to call: under several processes a DDP wrapper that forwards attribute
+    reads and writes to the model, so `model.collect_block_states = ...` and `model(**inputs)` work
+    unchanged (call forward through it, or gradients are not averaged).
+
+    To run under several processes a task also provides (see `ShardableTask`):
+      train_index_batches(batch_size, generator) -> iterable of lists of example indices: the global
+        batches, drawn exactly as `train_batches` draws them;
+      train_collate(indices) -> a batch for `train_step` made of those examples.
+    and, optionally, sharded evaluation (without it rank 0 evaluates alone while the others wait):
+      eval_size() -> int; eval_predict(model, device, indices) -> prediction rows for those validation
+      examples, in order; eval_score(rows) -> EvalOutput for all rows.
+    A loss that is a mean over the examples of the batch gives the one-process gradient exactly.
+    """
 
     def num_train_batches(self, batch_size: int) -> int: ...
 
@@ -80,6 +110,14 @@ class TrainTask(Protocol):
     def train_step(self, model: torch.nn.Module, batch: Any, device: torch.device) -> StepOutput: ...
 
     def evaluate(self, model: torch.nn.Module, device: torch.device) -> EvalOutput: ...
+
+
+class ShardableTask(TrainTask, Protocol):
+    """A `TrainTask` that can split its global batches across processes (see `TrainTask`)."""
+
+    def train_index_batches(self, batch_size: int, generator: torch.Generator) -> Iterable[list[int]]: ...
+
+    def train_collate(self, indices: list[int]) -> Any: ...
 
 
 @dataclass
@@ -106,17 +144,6 @@ class TrainResult:
     resumed_from_epoch: int
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InvalidValueError(f"--device {name}: no CUDA device is available; use cpu or auto")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise InvalidValueError(f"--device {name!r} is invalid: use auto, cpu, cuda or cuda:N") from None
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -128,24 +155,23 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919) % 2**63
 
 
-def _autocast(device: torch.device, amp: str) -> AbstractContextManager[Any]:
+def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
+    """The autocast dtype for `--amp` on `device` (None: full precision).
+
+    auto is bf16 on a CUDA device that supports it, fp16 on an older one, off on CPU. The partial OT
+    and its cost always run in float32 inside autocast (readcli/alignment), whatever this says.
+    """
     if amp == "off" or (amp == "auto" and device.type != "cuda"):
-        return nullcontext()
+        return None
     if amp == "fp16":
-        return torch.autocast(device.type, dtype=torch.float16)
+        return torch.float16
     bf16_ok = device.type != "cuda" or torch.cuda.is_bf16_supported()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if bf16_ok else torch.float16)
+    return torch.bfloat16 if bf16_ok else torch.float16
 
 
-def _check_finite(output: StepOutput, epoch: int, step: int) -> None:
-    if bool(torch.isfinite(output.total.detach())):
-        return
-    bad = [name for name, value in output.parts.items() if not bool(torch.isfinite(value.detach()).all())]
-    culprit = ", ".join(bad) if bad else "total"
-    raise TrainingError(
-        f"loss became non-finite at epoch {epoch + 1}, step {step + 1} (in {culprit}); training stopped, "
-        "the last good checkpoint is kept: lower --lr or check the input features for outliers"
-    )
+def _autocast(device: torch.device, amp: str) -> AbstractContextManager[Any]:
+    dtype = amp_dtype(device, amp)
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def _is_better(score: float, best: float | None, mode: str) -> bool:
@@ -165,12 +191,20 @@ def train(
     save_best: SaveBest | None = None,
     write_log: LogWriter | None = None,
 ) -> TrainResult:
-    """Train `model`'s trainable parameters on `task`, evaluating and checkpointing every epoch."""
-    device = resolve_device(settings.device)
+    """Train `model`'s trainable parameters on `task`, evaluating and checkpointing every epoch.
+
+    Under several processes (an initialised process group) every rank calls this alike; only rank 0
+    calls `progress`, `save_best` and `write_log` and writes checkpoints. `run_dir` must be shared by
+    the ranks for resume (each rank reads the checkpoint).
+    """
+    job = current()
+    device = resolve_device(settings.device, local_rank=job.local_rank)
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise TrainingError("the model has no trainable parameters: check the --method")
+    if job.enabled:
+        _check_shardable(task, settings, job)
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     state = LoopState()
     if resume:
@@ -179,8 +213,9 @@ def train(
             state = load_checkpoint(checkpoint, model, optimizer)
             log.info("resumed from %s after epoch %d", checkpoint, state.epochs_done)
     resumed_from = state.epochs_done
-    emit = progress or (lambda event: None)
-    logger = write_log or (lambda record: None)
+    stepper = _Stepper(wrap(model, device, job), task, optimizer, params, settings, device, job)
+    emit = progress if progress is not None and job.is_main else (lambda event: None)
+    logger = write_log if write_log is not None and job.is_main else (lambda record: None)
     steps = task.num_train_batches(settings.batch_size)
     if steps == 0:
         raise TrainingError("the training set is empty: nothing to train on")
@@ -189,17 +224,15 @@ def train(
 
     for epoch in range(state.epochs_done, settings.epochs):
         seed = epoch_seed(settings.seed, epoch)
-        seed_everything(seed)
+        seed_everything(seed)  # the same on every rank: the global batches must agree
         generator = torch.Generator().manual_seed(seed)
-        model.train()
-        for step, batch in enumerate(task.train_batches(settings.batch_size, generator)):
-            parts = _train_step(model, task, batch, device, optimizer, params, settings, epoch, step)
+        stepper.model.train()
+        for step, (batch, weight) in enumerate(_epoch_batches(task, settings.batch_size, generator, job)):
+            parts = stepper.step(batch, weight, epoch, step)
             state.global_step += 1
             emit(ProgressEvent("step", epoch, settings.epochs, step + 1, steps, parts=parts))
             logger({"event": "step", "epoch": epoch + 1, "step": state.global_step, **parts})
-        model.eval()
-        with torch.no_grad(), _autocast(device, settings.amp):
-            evaluation = task.evaluate(model, device)
+        evaluation = _evaluate(task, model, device, settings.amp, job)
         score = _select_score(evaluation.metrics, settings.select_metric)
         is_best = _is_better(score, state.best_score, settings.select_mode)
         state.epochs_done = epoch + 1
@@ -207,34 +240,121 @@ def train(
         if is_best:
             state.best_score, state.best_epoch = score, epoch + 1
             best_metrics = dict(evaluation.metrics)
-            if save_best is not None:
+            if save_best is not None and job.is_main:
                 save_best(model, evaluation, epoch + 1)
         logger({"event": "eval", "epoch": epoch + 1, "best": is_best, **evaluation.metrics})
         emit(ProgressEvent("eval", epoch + 1, settings.epochs, metrics=evaluation.metrics, is_best=is_best))
-        save_checkpoint(run_dir, model, optimizer, state)
+        if job.is_main:
+            save_checkpoint(run_dir, model, optimizer, state)
+        job.barrier()  # no rank runs ahead of a checkpoint that a resume would start from
     return TrainResult(state=state, best_metrics=best_metrics, resumed_from_epoch=resumed_from)
 
 
-def _train_step(
-    model: torch.nn.Module,
-    task: TrainTask,
-    batch: Any,
-    device: torch.device,
-    optimizer: torch.optim.Optimizer,
-    params: list[torch.nn.Parameter],
-    settings: TrainSettings,
-    epoch: int,
-    step: int,
-) -> dict[str, float]:
-    with _autocast(device, settings.amp):
-        output = task.train_step(model, batch, device)
-    _check_finite(output, epoch, step)
-    optimizer.zero_grad(set_to_none=True)
-    output.total.backward()
-    if settings.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(params, settings.grad_clip)
-    optimizer.step()
-    return {"loss": float(output.total.detach()), **{k: float(v.detach()) for k, v in output.parts.items()}}
+def _check_shardable(task: TrainTask, settings: TrainSettings, job: Dist) -> None:
+    missing = [name for name in ("train_index_batches", "train_collate") if not hasattr(task, name)]
+    if missing:
+        raise TrainingError(
+            f"{type(task).__name__} cannot train under {job.world} processes: it lacks "
+            f"{' and '.join(missing)} (see readcli.training.loop.TrainTask); run it in one process"
+        )
+    if settings.batch_size < job.world:
+        raise InvalidValueError(
+            f"--batch-size {settings.batch_size} is the global batch, split over {job.world} processes: "
+            f"use at least {job.world}"
+        )
+
+
+def _epoch_batches(
+    task: TrainTask, batch_size: int, generator: torch.Generator, job: Dist
+) -> Iterator[tuple[Any, float]]:
+    """(batch, loss weight) per step: the whole batch, weight 1, in one process; under several, this
+    rank's part of each global batch, weighted by (part size * world / global size) so that DDP's mean
+    of the ranks' gradients is the gradient of the mean over the whole global batch."""
+    if not job.enabled:
+        for batch in task.train_batches(batch_size, generator):
+            yield batch, 1.0
+        return
+    shardable: Any = task
+    for indices in shardable.train_index_batches(batch_size, generator):
+        part = local_part(list(indices), job)
+        # an empty part (a last batch smaller than the world) still steps, on a stand-in weighted 0:
+        # every rank must take part in each gradient all-reduce
+        yield shardable.train_collate(part or list(indices[:1])), len(part) * job.world / len(indices)
+
+
+@dataclass
+class _Stepper:
+    """One optimisation step: forward under autocast, a rank-consistent finite check, backward, clip."""
+
+    model: torch.nn.Module  # what the task calls: the DDP wrapper under several processes
+    task: TrainTask
+    optimizer: torch.optim.Optimizer
+    params: list[torch.nn.Parameter]
+    settings: TrainSettings
+    device: torch.device
+    job: Dist
+
+    def __post_init__(self) -> None:
+        # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none
+        fp16 = amp_dtype(self.device, self.settings.amp) == torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
+
+    def step(self, batch: Any, weight: float, epoch: int, step: int) -> dict[str, float]:
+        with _autocast(self.device, self.settings.amp):
+            output = self.task.train_step(self.model, batch, self.device)
+        parts = _global_parts(output, weight, self.job, epoch, step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = output.total if weight == 1.0 else output.total * weight
+        self.scaler.scale(loss).backward()
+        if self.settings.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.params, self.settings.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return parts
+
+
+def _global_parts(output: StepOutput, weight: float, job: Dist, epoch: int, step: int) -> dict[str, float]:
+    """The step's loss and its parts over the whole global batch; stops every rank alike if the total
+    is non-finite on any rank (one all-reduce of the values and of non-finite flags)."""
+    names = ["loss", *output.parts]
+    values = torch.stack(
+        [output.total.detach().float().reshape(())]
+        + [v.detach().float().reshape(()) for v in output.parts.values()]
+    )  # (P,)
+    bad = (~torch.isfinite(values)).float()  # (P,)
+    if job.enabled:
+        share = torch.where(bad > 0, 0.0, values) * (weight / job.world)  # (P,) this rank's share
+        summed = all_reduce_sum(torch.cat([share, bad]), job)  # (2P,)
+        values, bad = summed[: len(names)], summed[len(names) :]
+    flags = bad.tolist()
+    if flags[0] > 0:
+        culprit = ", ".join(n for n, f in zip(names[1:], flags[1:], strict=True) if f > 0) or "total"
+        raise TrainingError(
+            f"loss became non-finite at epoch {epoch + 1}, step {step + 1} (in {culprit}); training "
+            "stopped, the last good checkpoint is kept: lower --lr or check the input features for outliers"
+        )
+    return dict(zip(names, values.tolist(), strict=True))
+
+
+def _evaluate(
+    task: TrainTask, model: torch.nn.Module, device: torch.device, amp: str, job: Dist
+) -> EvalOutput:
+    """The task's evaluation on the whole validation set; under several processes split across ranks
+    and gathered (in the one-process order), or run by rank 0 alone for a task that cannot split it."""
+    model.eval()
+    with torch.no_grad(), _autocast(device, amp):
+        if not job.enabled:
+            return task.evaluate(model, device)
+        sharded: Any = task
+        if all(hasattr(task, name) for name in ("eval_size", "eval_predict", "eval_score")):
+            part = local_part(list(range(sharded.eval_size())), job)
+            rows = gather_lists(sharded.eval_predict(model, device, part), job)
+            evaluation: EvalOutput = sharded.eval_score(rows)
+            return evaluation
+        alone = task.evaluate(model, device) if job.is_main else None
+        metrics = broadcast(alone.metrics if alone is not None else None, job)
+        return alone if alone is not None else EvalOutput(metrics=metrics)
 
 
 def _select_score(metrics: dict[str, float], name: str) -> float:

@@ -6,7 +6,7 @@ Dimension letters: B batch, S input tokens, R target tokens, T video rows, L enc
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,10 +55,16 @@ class SummarizationTask:
     def collate(self, dataset: How2Dataset, indices: list[int]) -> SummaryBatch:
         return collate_summaries([dataset[i] for i in indices], self.tokenizer, self.limits)
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[SummaryBatch]:
+    def train_index_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
         order = torch.randperm(len(self.train), generator=generator).tolist()
-        for indices in batches_of(order, batch_size):
-            yield self.collate(self.train, indices)
+        yield from batches_of(order, batch_size)
+
+    def train_collate(self, indices: list[int]) -> SummaryBatch:
+        return self.collate(self.train, indices)
+
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[SummaryBatch]:
+        for indices in self.train_index_batches(batch_size, generator):
+            yield self.train_collate(indices)
 
     def train_step(self, model: torch.nn.Module, batch: SummaryBatch, device: torch.device) -> StepOutput:
         collect = self.pvla is not None and self.pvla.weight > 0
@@ -74,19 +80,33 @@ class SummarizationTask:
         return StepOutput(total=total, parts=parts)
 
     @torch.no_grad()
-    def predict(self, model: Any, dataset: How2Dataset, device: torch.device) -> list[dict[str, Any]]:
-        """One row per example: video_id, generated summary, reference summary."""
+    def predict(
+        self, model: Any, dataset: How2Dataset, device: torch.device, indices: Sequence[int] | None = None
+    ) -> list[dict[str, Any]]:
+        """One row per example (or per example at `indices`), in order: video_id, summary, reference."""
         model.collect_block_states = False
         rows: list[dict[str, Any]] = []
-        for indices in batches_of(list(range(len(dataset))), self.eval_batch_size):
-            batch = self.collate(dataset, indices)
+        wanted = list(range(len(dataset))) if indices is None else list(indices)
+        for chunk in batches_of(wanted, self.eval_batch_size):
+            batch = self.collate(dataset, chunk)
             ids = model.generate(**batch_inputs(batch, device), settings=self.generation)  # (B, R')
-            for index, summary in zip(indices, model.decode(ids), strict=True):
+            for index, summary in zip(chunk, model.decode(ids), strict=True):
                 example = dataset.examples[index]
                 rows.append({"video_id": example.video_id, "summary": summary, "reference": example.summary})
         return rows
 
     def evaluate(self, model: torch.nn.Module, device: torch.device) -> EvalOutput:
-        rows = self.predict(model, self.val, device)
+        return self.eval_score(self.predict(model, self.val, device))
+
+    # sharded evaluation under several processes (readcli.training.loop.TrainTask)
+    def eval_size(self) -> int:
+        return len(self.val)
+
+    def eval_predict(
+        self, model: torch.nn.Module, device: torch.device, indices: Sequence[int]
+    ) -> list[dict[str, Any]]:
+        return self.predict(model, self.val, device, indices)
+
+    def eval_score(self, rows: list[dict[str, Any]]) -> EvalOutput:
         metrics = rouge_scores([r["summary"] for r in rows], [r["reference"] for r in rows])
         return EvalOutput(metrics=metrics, predictions=rows)
