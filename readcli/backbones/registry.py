@@ -23,10 +23,19 @@ import torch
 from safetensors.torch import save
 
 from readcli import __version__
-from readcli.backbones.checkpoint import check_state_dict, load_official_checkpoint, load_safetensors
+from readcli.backbones.checkpoint import (
+    check_state_dict,
+    load_official_checkpoint,
+    load_safetensors,
+    safe_torch_load,
+)
 from readcli.backbones.moment_detr import ARCHITECTURE as MOMENT_DETR
 from readcli.backbones.moment_detr import MomentDETR, build_moment_detr, state_layout
 from readcli.backbones.moment_detr_config import MomentDETRConfig, read_json_object
+from readcli.backbones.umt import ARCHITECTURE as UMT_ARCHITECTURE
+from readcli.backbones.umt import UMT, build_umt, umt_state_layout
+from readcli.backbones.umt_config import UMTConfig
+from readcli.backbones.umt_io import extract_state, load_umt_checkpoint, umt_from_state
 from readcli.backbones.vision_guided_io import VG_PRESETS, is_vision_guided, load_vision_guided
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
 from readcli.fileio import atomic_write_bytes, atomic_write_json, cache_dir
@@ -37,6 +46,7 @@ MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 PRESETS: dict[str, str] = {
     "moment-detr-clip": "moment-detr-clip.json",
     "clip-vit-b-32": "clip-vit-b-32.json",
+    "umt-s": "umt-s.json",
 }
 SAVED_FORMAT = "readcli-backbone"
 SAVED_FORMAT_VERSION = 1
@@ -47,6 +57,12 @@ OFFICIAL_SUFFIXES = (".ckpt", ".pth", ".pt", ".tar")
 # architecture name -> (config from readcli's JSON dict, builder)
 ARCHITECTURES: dict[str, tuple[Callable[[dict[str, Any]], Any], Callable[..., torch.nn.Module]]] = {
     MOMENT_DETR: (MomentDETRConfig.from_dict, build_moment_detr),
+    UMT_ARCHITECTURE: (UMTConfig.from_dict, build_umt),
+}
+# architecture name -> the state-dict layout of a config (keys, shapes, dtypes), for load checks
+LAYOUTS: dict[str, Callable[[Any], dict[str, tuple[tuple[int, ...], torch.dtype]]]] = {
+    MOMENT_DETR: state_layout,
+    UMT_ARCHITECTURE: umt_state_layout,
 }
 
 
@@ -139,24 +155,26 @@ def load_backbone(
 def build_backbone(
     config: Any, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> Any:
-    """A freshly initialised backbone for `config` (e.g. `tiny_moment_detr_config()`)."""
+    """A freshly initialised backbone for `config` (e.g. `tiny_moment_detr_config()`, `tiny_umt_config()`)."""
     if isinstance(config, MomentDETRConfig):
         return build_moment_detr(config, device=device, dtype=dtype)
+    if isinstance(config, UMTConfig):
+        return build_umt(config, device=device, dtype=dtype)
     raise InvalidValueError(
-        f"no backbone builds from a {type(config).__name__}; known configs: MomentDETRConfig"
+        f"no backbone builds from a {type(config).__name__}; known configs: MomentDETRConfig, UMTConfig"
     )
 
 
 def save_backbone(model: torch.nn.Module, directory: str | os.PathLike[str]) -> Path:
     """Write a plain backbone as config.json + model.safetensors (JSON config, no pickle)."""
-    if not isinstance(model, MomentDETR):
+    if not isinstance(model, MomentDETR | UMT):
         raise InvalidValueError(
-            f"save_backbone saves readcli backbones (MomentDETR), not {type(model).__name__}"
+            f"save_backbone saves readcli backbones (MomentDETR, UMT), not {type(model).__name__}"
         )
     directory = Path(directory)
     state = {key: t.detach().to("cpu").contiguous() for key, t in model.state_dict().items()}
     try:
-        check_state_dict(state, state_layout(model.config), source="this model")
+        check_state_dict(state, LAYOUTS[model.architecture_name()](model.config), source="this model")
     except CheckpointError as err:
         raise CheckpointError(
             "save_backbone writes a plain backbone; remove adapters and prompts first "
@@ -183,7 +201,17 @@ def _load_official(path: Path, card: PresetCard | None) -> torch.nn.Module:
             f"({', '.join(OFFICIAL_SUFFIXES)}) or a saved-backbone directory "
             f"with {CONFIG_FILE} and {WEIGHTS_FILE}"
         )
-    checkpoint = load_official_checkpoint(path)
+    if card is not None and card.architecture == UMT_ARCHITECTURE:
+        expected = UMTConfig.from_dict(card.configuration)
+        return load_umt_checkpoint(path, expected, expected=expected)
+    try:
+        checkpoint = load_official_checkpoint(path)
+    except CheckpointError:
+        # not Moment-DETR's {"model", "opt"} layout: an official UMT file is a bare state dict
+        umt_state = extract_state(safe_torch_load(path))
+        if umt_state is None:
+            raise
+        return umt_from_state(umt_state, base=None, expected=None, source=str(path))
     try:
         config = MomentDETRConfig.from_options(checkpoint.options, tef_included=True)
     except InvalidValueError as err:
@@ -217,7 +245,7 @@ def _load_saved(directory: Path) -> torch.nn.Module:
     except (InvalidValueError, TypeError) as err:
         raise CheckpointError(f"{directory / CONFIG_FILE}: {err}") from None
     state = load_safetensors(directory / WEIGHTS_FILE)
-    check_state_dict(state, state_layout(config), source=str(directory / WEIGHTS_FILE))
+    check_state_dict(state, LAYOUTS[architecture](config), source=str(directory / WEIGHTS_FILE))
     model = build(config)
     model.load_state_dict(state)
     return model

@@ -102,10 +102,17 @@ def predictions_from_outputs(
         windows = span_cxw_to_xx(spans.float()) * scale[:, None, None]  # (B, Q, 2) seconds
         ranked = torch.cat([windows, scores[..., None]], dim=-1).cpu().tolist()  # (B, Q, 3)
         saliency_rows = saliency.detach().half().cpu().tolist()  # (B, N_V); official: `.half()`
+    ranked = _drop_padding_proposals(ranked, outputs.get("proposal_mask"))
     if settings.sort_results:
         ranked = [sorted(rows, key=lambda r: r[2], reverse=True) for rows in ranked]
     ranked = [[[_round4(v) for v in row] for row in rows] for rows in ranked]
-    ranked = _clip_and_round(ranked, durations, settings)
+    if len({len(rows) for rows in ranked}) <= 1:
+        ranked = _clip_and_round(ranked, durations, settings)
+    else:  # rows of different lengths (padding proposals dropped): one row at a time
+        ranked = [
+            _clip_and_round([rows], [d], settings)[0] if rows else []
+            for rows, d in zip(ranked, durations, strict=True)
+        ]
     if settings.nms_thd != -1:
         ranked = [
             temporal_nms(rows[: settings.max_before_nms], settings.nms_thd, settings.max_after_nms)
@@ -154,6 +161,19 @@ def temporal_nms(
         iou = np.divide(inter, hull, out=np.zeros_like(inter), where=hull != 0)  # (r,)
         order = rest[iou <= iou_threshold]
     return [rows[i] for i in keep]
+
+
+def _drop_padding_proposals(ranked: list[list[list[float]]], mask: Any) -> list[list[list[float]]]:
+    """Keep only the proposals `proposal_mask` (B, Q) marks valid (UMT: one per real clip), if given."""
+    if mask is None:
+        return ranked
+    if not isinstance(mask, torch.Tensor) or mask.dim() != 2 or mask.shape[0] != len(ranked):
+        got = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise InvalidValueError(f"outputs['proposal_mask'] is {got}: expected a (B, Q) bool tensor")
+    keep = mask.detach().bool().cpu().tolist()  # (B, Q)
+    return [
+        [row for row, k in zip(rows, ks, strict=True) if k] for rows, ks in zip(ranked, keep, strict=True)
+    ]
 
 
 def _round4(value: float) -> float:

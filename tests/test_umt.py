@@ -1,0 +1,136 @@
+"""UMT: the official layout from a config, masks and padding, adapters, PVLA states, loading, training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from readcli.adapters.inject import inject
+from readcli.backbones.registry import build_backbone, load_backbone, save_backbone
+from readcli.backbones.umt import UMT, umt_state_layout
+from readcli.backbones.umt_config import UMTConfig, tiny_umt_config
+from readcli.errors import CheckpointError, InvalidValueError
+from readcli.training.highlight_task import saliency_bce
+
+
+def inputs(batch: int = 3, clips: int = 7, tokens: int = 4, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    vid_mask = torch.ones(batch, clips)
+    vid_mask[1:2, clips - 2 :] = 0  # row 1 (if any) is padded
+    txt_mask = torch.ones(batch, tokens)
+    txt_mask[2:3, 2:] = 0  # row 2 (if any) has two text tokens
+    return {
+        "src_txt": torch.randn(batch, tokens, 12, generator=g),
+        "src_txt_mask": txt_mask,
+        "src_vid": torch.randn(batch, clips, 18, generator=g),
+        "src_vid_mask": vid_mask,
+    }
+
+
+def test_tiny_umt_outputs_and_official_names() -> None:
+    model = build_backbone(tiny_umt_config()).eval()
+    assert isinstance(model, UMT) and model.architecture_name() == "umt"
+    out = model(**inputs())
+    assert out["saliency_scores"].shape == (3, 7)
+    assert out["pred_logits"].shape == out["pred_spans"].shape == (3, 7, 2)
+    assert out["proposal_mask"].tolist()[1] == [True] * 5 + [False] * 2
+    assert (out["pred_logits"][1, 5:, 0] < -1e3).all()  # padding proposals are background
+    keys = set(model.state_dict())
+    for key in (
+        "video_enc.mapping.linear.weight", "video_enc.pos_enc.pe", "video_enc.encoder.att.q.weight",
+        "video_enc.encoder.ffn.mapping.3.weight", "query_gen.mapping.norm.weight", "query_gen.encoder.m.bias",
+        "query_dec.q_pos_enc.pe", "query_dec.decoder.1.att2.k.weight", "query_dec.norm.bias",
+        "pred_head.0.saliency_pred.linear.weight", "pred_head.1.window_pred.linear.bias",
+    ):  # fmt: skip
+        assert key in keys, key
+    assert "query_gen.mapping.linear.bias" not in keys  # nncore drops it before a norm
+    assert not any(k.startswith(("audio_enc.", "cross_enc.")) for k in keys)  # video only
+
+
+def test_variants_audio_query_free_and_umt_s_size() -> None:
+    layout = umt_state_layout(tiny_umt_config(a_feat_dim=6, cross_layers=2))
+    assert layout["cross_enc.encoder.token"][0] == (4, 32)
+    assert "cross_enc.encoder.encoder.1.ffn2.mapping.3.weight" in layout
+    free = umt_state_layout(tiny_umt_config(t_feat_dim=0, boundary_head=False))
+    assert not any(k.startswith(("query_gen.", "pred_head.1.")) for k in free)
+    umt_s = umt_state_layout(UMTConfig())
+    assert len(umt_s) == 143 and sum(torch.Size(s).numel() for s, _ in umt_s.values()) == 12_586_756
+    model = build_backbone(tiny_umt_config(a_feat_dim=6)).eval()
+    with pytest.raises(InvalidValueError, match="no src_aud was given"):
+        model(**inputs())
+    out = model(**inputs(), src_aud=torch.randn(3, 7, 6))
+    assert out["saliency_scores"].shape == (3, 7)
+
+
+def test_padding_never_changes_the_valid_clips() -> None:
+    model = build_backbone(tiny_umt_config()).eval()
+    short = inputs(batch=1, clips=5)
+    padded = {k: v.clone() for k, v in short.items()}
+    padded["src_vid"] = torch.cat([short["src_vid"], torch.randn(1, 3, 18)], dim=1)
+    padded["src_vid_mask"] = torch.cat([short["src_vid_mask"], torch.zeros(1, 3)], dim=1)
+    a, b = model(**short), model(**padded)
+    torch.testing.assert_close(a["saliency_scores"], b["saliency_scores"][:, :5])
+    torch.testing.assert_close(a["pred_logits"], b["pred_logits"][:, :5])
+
+
+def test_read_is_the_identity_at_injection_and_pvla_states() -> None:
+    model = build_backbone(tiny_umt_config()).eval()
+    before = model(**inputs())
+    report = inject(model, "read")
+    assert len(report.modules) == 3  # video encoder + 2 decoder layers
+    after = model(**inputs())
+    torch.testing.assert_close(before["saliency_scores"], after["saliency_scores"])
+    model.collect_block_states = True
+    states = model(**inputs())["block_states"]
+    assert states.video.shape == (3, 3, 7, 32) and states.text.shape == (3, 3, 4, 32)
+    assert states.text_mask.tolist()[2] == [True, True, False, False]
+    free = build_backbone(tiny_umt_config(t_feat_dim=0))
+    free.collect_block_states = True
+    with pytest.raises(InvalidValueError, match="no query generator"):
+        free(**inputs())
+
+
+def test_saved_and_official_layouts_load_with_the_same_outputs(tmp_path: Path) -> None:
+    model = build_backbone(tiny_umt_config(nheads=8)).eval()  # heads are not in the weights: UMT-S's 8
+    expected = model(**inputs())["saliency_scores"]
+    save_backbone(model, tmp_path / "saved")
+    torch.testing.assert_close(load_backbone(tmp_path / "saved")(**inputs())["saliency_scores"], expected)
+    official = {"module." + k: v for k, v in model.state_dict().items()}  # DataParallel-style names
+    torch.save({"state_dict": official, "meta": {"epoch": 3}}, tmp_path / "umt.pth")
+    loaded = load_backbone(tmp_path / "umt.pth")
+    assert isinstance(loaded, UMT) and loaded.config.dec_layers == 2 and loaded.config.max_len == 64
+    torch.testing.assert_close(loaded(**inputs())["saliency_scores"], expected)
+    broken = dict(model.state_dict())
+    broken["query_dec.norm.weight"] = torch.ones(7)
+    torch.save({"state_dict": broken}, tmp_path / "broken.pth")
+    with pytest.raises(CheckpointError, match="query_dec.norm.weight"):
+        load_backbone(tmp_path / "broken.pth")
+
+
+def test_bad_config_names_the_key() -> None:
+    with pytest.raises(InvalidValueError, match="unknown UMT config key.*decoder_layers"):
+        UMTConfig.from_dict({"decoder_layers": 2})
+    with pytest.raises(InvalidValueError, match="hidden_dim=30"):
+        UMTConfig(hidden_dim=30, nheads=4)
+
+
+def test_training_the_adapters_lowers_the_loss() -> None:
+    torch.manual_seed(0)
+    model = build_backbone(tiny_umt_config(dropout=0.0, input_dropout=0.0, query_dropout=0.0))
+    inject(model, "read")
+    batch = inputs()
+    target = (torch.arange(7)[None].expand(3, -1) % 3 == 0).float() * batch["src_vid_mask"]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(trainable, lr=1e-2)
+    frozen = model.video_enc.mapping.linear.weight.clone()
+    losses = []
+    for _ in range(20):
+        loss = saliency_bce(model(**batch)["saliency_scores"], target, batch["src_vid_mask"])
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.8 * losses[0]
+    assert torch.equal(model.video_enc.mapping.linear.weight, frozen)  # the backbone stays frozen
