@@ -24,6 +24,12 @@ class InputFileError(ReadcliError):
     """A file that is missing, unreadable, malformed, or has the wrong content."""
 
 
+class OutputFileError(ReadcliError, OSError):
+    """A file readcli could not write (a full disk, a read-only folder); the previous file is kept.
+
+    Also an OSError, so callers that already handle failed writes keep doing so."""
+
+
 class BundleError(ReadcliError):
     """An adapter bundle that does not fit the backbone, or is corrupt."""
 

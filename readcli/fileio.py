@@ -1,11 +1,15 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of either.
 
-Write to a temporary file in the same directory, fsync, then `os.replace` (atomic on POSIX). A
-failure (a full disk, a kill) leaves the previous file intact and removes the temporary.
+Write to a temporary file in the same directory, fsync, `os.replace` (atomic on POSIX), then fsync the
+directory so the rename itself survives a power cut. A failure (a full disk, a kill) leaves the
+previous file intact; a failure readcli sees also removes the temporary (a SIGKILL can leave a hidden
+`.NAME.*.tmp`, which no reader looks at). Errors writing the output (no space, read-only, no
+permission) become one-line `OutputFileError`s. docs/reliability.md.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -15,7 +19,47 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from readcli.errors import InputFileError
+from readcli.errors import InputFileError, OutputFileError
+
+# errno values that mean "this output cannot be written here", with what the user can do about it
+_WRITE_FAILURES = {
+    errno.ENOSPC: "no space left on the device: free some space and run again",
+    errno.EDQUOT: "disk quota exceeded: free some space and run again",
+    errno.EFBIG: "the file is too large for this file system: write it elsewhere",
+    errno.EROFS: "the file system is read-only: choose a writable folder",
+    errno.EACCES: "permission denied: choose a writable folder",
+    errno.EPERM: "permission denied: choose a writable folder",
+    errno.EIO: "input/output error on the device: check the disk and run again",
+}
+
+
+def _open_temp(fd: int) -> BinaryIO:
+    """The one place bytes of an output reach the disk (tests simulate a full disk here)."""
+    return os.fdopen(fd, "wb")
+
+
+def fsync_directory(directory: str | os.PathLike[str]) -> None:
+    """Make a rename or a new file in `directory` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def write_failure(target: Path, err: OSError) -> OutputFileError | None:
+    """The one-line error for an OSError met while writing `target`, or None if it is not about writing."""
+    reason = _WRITE_FAILURES.get(err.errno or 0)
+    if reason is None:
+        return None
+    return OutputFileError(
+        f"cannot write {target}: {reason} (the previous {target.name}, if any, is unchanged)"
+    )
 
 
 @contextmanager
@@ -26,23 +70,39 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise InputFileError(f"cannot write {target}: {directory} exists and is not a directory") from None
-    except PermissionError:
-        raise InputFileError(f"cannot write {target}: {directory} is not writable") from None
+        raise InputFileError(
+            f"cannot write {target}: {directory} exists and is not a directory; choose a folder path"
+        ) from None
+    except OSError as err:
+        raise write_failure(target, err) or err from None
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     except PermissionError:
-        raise InputFileError(f"cannot write {target}: {directory} is not writable") from None
+        raise OutputFileError(
+            f"cannot write {target}: {directory} is not writable; choose a writable folder"
+        ) from None
+    except OSError as err:
+        raise write_failure(target, err) or err from None
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with _open_temp(fd) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise write_failure(target, err) or err from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fsync_directory(directory)
+
+
+def atomic_replace(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Rename a complete file over `target` in one step (same folder), durably."""
+    os.replace(source, target)
+    fsync_directory(Path(target).parent)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

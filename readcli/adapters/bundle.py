@@ -1,8 +1,11 @@
 """Adapter bundles: `adapter_config.json` + `adapter_model.safetensors` (trainable tensors only).
 
-Saving writes the tensors first and the config last, each atomically; the config records the
-tensor file's digest, so a save cut short between the two leaves either the old bundle or one that
-is refused as inconsistent, never a half bundle that loads. Loading checks, before touching the
+Saving never disturbs the previous bundle until the new one is whole: the new tensors go to a hidden
+pending file beside the old ones, then the config (which records the tensors' digest) is replaced
+atomically, which commits the save, then the pending file takes the usual name. A kill at any moment
+leaves the old bundle or the new one loadable: before the commit the old config matches the old
+tensors; after it, loading finds the tensors the config names in the pending file (docs/reliability.md).
+Loading checks, before touching the
 model, the architecture, the backbone attributes and the fingerprint of the frozen weights; then it
 injects the recorded method and checks every key, shape and dtype (docs/adapters.md, "Bundles").
 """
@@ -37,10 +40,11 @@ from readcli.adapters.inject import (
 from readcli.adapters.settings import MethodSettings
 from readcli.backbones.base import AdapterTargets
 from readcli.errors import BundleError, InvalidValueError
-from readcli.fileio import atomic_write_bytes, atomic_write_json
+from readcli.fileio import atomic_replace, atomic_write_bytes, atomic_write_json
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
+PENDING_FILE = f".{WEIGHTS_FILE}.pending"  # a save's new tensors until its config commits them
 FORMAT = "readcli-adapter-bundle"
 FORMAT_VERSION = 1
 
@@ -149,8 +153,9 @@ def save_bundle(
         },
     )
     target = Path(directory)
-    atomic_write_bytes(target / WEIGHTS_FILE, data)  # first: the config below is what makes it a bundle
-    atomic_write_json(target / CONFIG_FILE, config.to_json())
+    atomic_write_bytes(target / PENDING_FILE, data)  # beside the old tensors, which stay valid
+    atomic_write_json(target / CONFIG_FILE, config.to_json())  # the commit: now the new digest counts
+    atomic_replace(target / PENDING_FILE, target / WEIGHTS_FILE)
     return config
 
 
@@ -252,13 +257,28 @@ def _check_tensors(
         raise BundleError(f"{where} does not fit this backbone: {'; '.join(problems)}")
 
 
+def _matches(data: bytes, config: BundleConfig) -> bool:
+    return len(data) == config.weights_size and _blake2b(data) == config.weights_digest
+
+
 def _read_weights(directory: Path, config: BundleConfig) -> dict[str, torch.Tensor]:
     path = directory / WEIGHTS_FILE
+    data: bytes | None = None
     try:
         data = path.read_bytes()
+    except FileNotFoundError:
+        pass  # a first save stopped after its commit: the tensors are still in the pending file
     except OSError as err:
         raise BundleError(f"cannot read {path} ({err.strerror or err})") from None
-    if len(data) != config.weights_size or _blake2b(data) != config.weights_digest:
+    if data is None or not _matches(data, config):
+        pending = directory / PENDING_FILE
+        # a save stopped between its commit and the final rename: the config names the pending tensors
+        staged = pending.read_bytes() if pending.is_file() else b""
+        if _matches(staged, config):
+            data = staged
+    if data is None:
+        raise BundleError(f"cannot read {path}: file not found (the bundle is incomplete)")
+    if not _matches(data, config):
         raise BundleError(
             f"{path} does not match {CONFIG_FILE} ({len(data)} bytes, expected {config.weights_size}; "
             "digest differs): "

@@ -113,23 +113,32 @@ def unique_keys(rows: Rows, key_fields: Sequence[str]) -> list[Any]:
     keys: list[Any] = []
     first_seen: dict[Any, str] = {}
     for index, row in enumerate(rows.rows):
-        key = next((row[k] for k in key_fields if row.get(k) is not None), None)
+        field = next((k for k in key_fields if row.get(k) is not None), None)
+        key = row[field] if field is not None else None
         if key is None:
             names = " or ".join(repr(k) for k in key_fields)
             raise InputFileError(f"{rows.origins[index]}: missing field {names}")
         if isinstance(key, list | dict | float):
             raise InputFileError(f"{rows.origins[index]}: id {_preview(key)} must be a string or an integer")
         if key in first_seen:
-            raise InputFileError(f"{rows.origins[index]}: duplicate id {key!r} (first at {first_seen[key]})")
+            raise InputFileError(
+                f"{rows.origins[index]}: duplicate id {key!r} (first at {first_seen[key]}): "
+                f"each {field} must appear once"
+            )
         first_seen[key] = rows.origins[index]
         keys.append(key)
     return keys
 
 
 def check_same_ids(
-    pred_ids: Iterable[Any], gt_ids: Iterable[Any], *, what: str = "qids", truth: str = "ground truth"
+    pred_ids: Iterable[Any],
+    gt_ids: Iterable[Any],
+    *,
+    what: str = "qids",
+    truth: str = "ground truth",
+    sources: tuple[str, str] | None = None,
 ) -> None:
-    """Predictions and ground truth must cover the same ids; name the ones that differ."""
+    """Predictions and ground truth must cover the same ids; name the ones that differ (and the files)."""
     pred_set, gt_set = set(pred_ids), set(gt_ids)
     if pred_set == gt_set:
         return
@@ -140,7 +149,11 @@ def check_same_ids(
         parts.append(f"{len(missing)} {what} in the {truth} have no prediction: {name_some(missing)}")
     if extra:
         parts.append(f"{len(extra)} predicted {what} are not in the {truth}: {name_some(extra)}")
-    raise InputFileError(f"predictions and {truth} do not match: {'; '.join(parts)}")
+    named = f" ({sources[0]} and {sources[1]})" if sources is not None else ""
+    raise InputFileError(
+        f"predictions and {truth}{named} do not match: {'; '.join(parts)}; "
+        f"give one prediction for each of the {truth}'s {what}"
+    )
 
 
 def _sorted_ids(ids: set[Any]) -> list[Any]:

@@ -53,7 +53,7 @@ def qvhighlights_report(predictions: RowsLike, ground_truth: RowsLike) -> dict[s
     gt = as_rows(ground_truth, "ground_truth")
     pred_ids = unique_keys(pred, ("qid",))
     gt_index = {qid: i for i, qid in enumerate(unique_keys(gt, ("qid",)))}
-    check_same_ids(pred_ids, gt_index)
+    check_same_ids(pred_ids, gt_index, sources=(pred.name, gt.name))
     order = [gt_index[qid] for qid in pred_ids]  # ground-truth row of each prediction row
     has_mr, has_hl = pred.has_field(WINDOWS_FIELD), pred.has_field(SALIENCY_FIELD)
     if not (has_mr or has_hl):

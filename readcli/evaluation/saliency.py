@@ -92,8 +92,8 @@ def _match_videos(pred: Rows, gt: Rows) -> dict[str, list[tuple[int, int]]]:
     unknown = [key for key in pred_ids if key not in gt_index]
     if unknown:
         raise InputFileError(
-            f"predictions and ground truth do not match: {len(unknown)} predicted ids are not "
-            f"in the ground truth: {name_some(unknown)}"
+            f"predictions and ground truth ({pred.name} and {gt.name}) do not match: {len(unknown)} "
+            f"predicted ids are not in the ground truth: {name_some(unknown)}; predict only its videos"
         )
     domains = {g: str(gt.field(g, "domain")) for g in gt_index.values()}
     covered = {domains[gt_index[key]] for key in pred_ids}
@@ -101,8 +101,9 @@ def _match_videos(pred: Rows, gt: Rows) -> dict[str, list[tuple[int, int]]]:
     missing = [key for key, g in gt_index.items() if domains[g] in covered and key not in pred_index]
     if missing:
         raise InputFileError(
-            f"predictions and ground truth do not match: {len(missing)} videos of the predicted "
-            f"domains ({', '.join(sorted(covered))}) have no prediction: {name_some(missing)}"
+            f"predictions and ground truth ({pred.name} and {gt.name}) do not match: {len(missing)} videos "
+            f"of the predicted domains ({', '.join(sorted(covered))}) have no prediction: "
+            f"{name_some(missing)}; predict every video of a domain"
         )
     pairs: dict[str, list[tuple[int, int]]] = {}
     for key, g in gt_index.items():

@@ -28,7 +28,7 @@ def load_feature_array(path: str | Path, key: str, *, expected_dim: int | None =
     """
     path = Path(path)
     if not path.is_file():
-        raise InputFileError(f"feature file not found: {path}")
+        raise InputFileError(f"feature file not found: {path} (give an existing .npz or .npy file)")
     try:
         if path.suffix == ".npy":
             array = np.load(path, allow_pickle=False)
@@ -52,7 +52,7 @@ def check_feature_array(array: np.ndarray, name: str, *, expected_dim: int | Non
     if array.ndim != 2:
         raise InputFileError(f"{name}: expected a 2-d array (rows, dim), found shape {tuple(array.shape)}")
     if array.shape[0] == 0:
-        raise InputFileError(f"{name}: has zero rows")
+        raise InputFileError(f"{name}: has zero rows; a feature file needs at least one row (re-extract it)")
     if expected_dim is not None and array.shape[1] != expected_dim:
         raise InputFileError(f"{name}: feature dimension {array.shape[1]}, expected {expected_dim}")
     if not np.issubdtype(array.dtype, np.number):
@@ -60,7 +60,9 @@ def check_feature_array(array: np.ndarray, name: str, *, expected_dim: int | Non
     array = array.astype(np.float32, copy=False)
     if not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).sum())
-        raise InputFileError(f"{name}: contains {bad} NaN or inf values")
+        raise InputFileError(
+            f"{name}: contains {bad} NaN or inf values; every value must be finite (re-extract the features)"
+        )
     return array
 
 

@@ -100,8 +100,11 @@ def _native_reason(lines: list[str], err: BaseException) -> str:
 
 def _reason(err: BaseException, native: list[str]) -> str:
     if any("wanted index: -1" in text for text in [str(err), *native]):
-        return "it has no video stream"
-    return f"not a readable video ({_native_reason(native, err)})"
+        return "it has no video stream (it holds only audio or data): give a file with video frames"
+    return (
+        f"not a readable video ({_native_reason(native, err)}): give a complete video file ffmpeg can "
+        "decode (e.g. .mp4, .mkv, .webm)"
+    )
 
 
 def open_video(path: str | Path, *, clip_len: float, num_threads: int = 0) -> OpenVideo:
