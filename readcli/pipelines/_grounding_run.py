@@ -1,9 +1,13 @@
-"""The grounding half of `finetune`: data, backbone, method and task assembled, then trained."""
+"""The grounding half of `finetune`: data, backbone, method and task assembled, then trained.
+
+QVHighlights-style data trains a `GroundingTask`; YouTube Highlights and TVSum (`request.dataset`, or
+the data's own format) train a `HighlightTask` on one domain (`request.domain`) or on all rows.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +20,24 @@ from readcli.backbones.registry import load_backbone
 from readcli.data import load_grounding_split
 from readcli.data.layout import open_layout
 from readcli.data.spec import VideoFeatureSpec
+from readcli.errors import InvalidValueError
 from readcli.evaluation import read_jsonl
 from readcli.fileio import atomic_write_text
 from readcli.pipelines.finetune import BEST_DIR, FinetuneRequest, RecordedRun
 from readcli.training.grounding_loss import GroundingLossWeights
 from readcli.training.grounding_predict import PredictionSettings
 from readcli.training.grounding_task import GroundingTask
+from readcli.training.highlight_task import DATASET_FORMATS, HighlightTask, average_metric, check_dataset
 from readcli.training.loop import EvalOutput, seed_everything
+
+DEFAULT_SELECT = "MR-full-mAP"  # the tlg default; highlight datasets select on their domain average
 
 
 @dataclass
 class GroundingRun(RecordedRun):
     request: FinetuneRequest
     model: torch.nn.Module
-    task: GroundingTask
+    task: GroundingTask | HighlightTask
     spec: VideoFeatureSpec
     skipped_missing: int
 
@@ -54,33 +62,65 @@ class GroundingRun(RecordedRun):
 def prepare_grounding_run(request: FinetuneRequest, pvla: PVLASettings | None) -> GroundingRun:
     """Load data and backbone, check they fit, inject the method: everything before the first step."""
     settings = MethodSettings(method=request.method, bottleneck=request.bottleneck, rnn=request.rnn)
+    if request.domain is not None and request.domain.lower() == "all":
+        raise InvalidValueError(
+            "domain 'all' trains one run per domain: use readcli.pipelines.highlights.run_domains "
+            "(the CLI does this for --domain all)"
+        )
     train_split = load_grounding_split(
         request.data,
         "train",
+        domain=request.domain,
         samples=request.train_samples,
         seed=request.train.seed,
         skip_missing=request.skip_missing,
     )
     val_split = load_grounding_split(
-        request.data, "val", expected_spec=train_split.spec, skip_missing=request.skip_missing
+        request.data,
+        "val",
+        domain=request.domain,
+        expected_spec=train_split.spec,
+        skip_missing=request.skip_missing,
     )
+    dataset = _highlight_dataset(request, train_split.dataset.annotations[0].format)
     model = load_backbone(request.backbone)
-    config: Any = model.config  # Moment-DETR's MomentDETRConfig
+    config: Any = model.config  # MomentDETRConfig or UMTConfig: both name their input widths so
     train_split.spec.require_input_dims(
-        video_dim=config.v_feat_dim, text_dim=config.t_feat_dim, model=f"backbone {request.backbone}"
+        video_dim=config.v_feat_dim,
+        text_dim=config.t_feat_dim or train_split.spec.text_dim,  # 0: a UMT that reads no text
+        model=f"backbone {request.backbone}",
     )
     seed_everything(request.train.seed)  # adapter initialisation is part of the run's seed
     inject(model, settings)
     val_qids = {str(a.qid) for a in val_split.dataset.annotations}
     val_rows = read_jsonl(open_layout(request.data).split_file("val"))
     ground_truth = [dict(row) for row in val_rows.rows if str(row.get("qid")) in val_qids]
-    task = GroundingTask(
-        train=train_split.dataset,
-        val=val_split.dataset,
-        val_ground_truth=ground_truth,
-        loss_weights=GroundingLossWeights(),
-        pvla=pvla,
-        prediction=PredictionSettings(clip_length=train_split.spec.clip_len),
-    )
+    task: GroundingTask | HighlightTask
+    if dataset is not None:
+        task = HighlightTask(train_split.dataset, val_split.dataset, ground_truth, dataset, pvla=pvla)
+        if request.train.select_metric == DEFAULT_SELECT:
+            request = replace(request, train=replace(request.train, select_metric=average_metric(dataset)))
+    else:
+        task = GroundingTask(
+            train=train_split.dataset,
+            val=val_split.dataset,
+            val_ground_truth=ground_truth,
+            loss_weights=GroundingLossWeights(),
+            pvla=pvla,
+            prediction=PredictionSettings(clip_length=train_split.spec.clip_len),
+        )
     skipped = train_split.report.skipped_count + val_split.report.skipped_count
     return GroundingRun(request, model, task, train_split.spec, skipped)
+
+
+def _highlight_dataset(request: FinetuneRequest, data_format: str) -> str | None:
+    """ "youtube" / "tvsum" when the request or the data's format says so; a mismatch is refused."""
+    found = next((name for name, fmt in DATASET_FORMATS.items() if fmt == data_format), None)
+    if request.dataset is None:
+        return found
+    check_dataset(request.dataset)
+    if DATASET_FORMATS[request.dataset] != data_format:
+        raise InvalidValueError(
+            f"--dataset {request.dataset} does not fit {request.data}: its rows are {data_format} rows"
+        )
+    return request.dataset

@@ -11,6 +11,7 @@ from readcli.cli.common import console, error_boundary
 
 SHOWN_METRICS = (
     "MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP", "HL-min-VeryGood-mAP", "rouge1", "rouge2", "rougeL",
+    "mAP-avg", "top5-mAP-avg",
 )  # fmt: skip
 
 
@@ -84,12 +85,27 @@ def finetune(
     max_summary_length: Annotated[
         int, typer.Option("--max-summary-length", help="vls: most tokens per generated summary.")
     ] = 64,
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset", help="tlg: youtube|tvsum highlight detection (default: the data's format)."
+        ),
+    ] = None,
+    domain: Annotated[
+        str | None,
+        typer.Option(
+            "--domain", help="youtube/tvsum: one domain, or 'all' (one run per domain, OUT/<domain>/)."
+        ),
+    ] = None,
 ) -> None:
     """Fine-tune a frozen backbone with READ (or a baseline method) and PVLA (grounding or summarization)."""
     from readcli.pipelines import finetune as pipeline
+    from readcli.pipelines import highlights
     from readcli.training.loop import TrainSettings
 
-    if resume is not None:
+    if resume is not None and highlights.is_domains_dir(resume):
+        request = highlights.resume_domains_request(resume, epochs=epochs, device=device)
+    elif resume is not None:
         request = pipeline.resume_request(resume, epochs=epochs, device=device)
     else:
         _require(data=data, out=out)
@@ -108,8 +124,15 @@ def finetune(
             bottleneck=bottleneck, rnn=rnn, pvla=pvla, pvla_weight=pvla_weight, mass=mass,
             mass_mode=mass_mode, tau=tau, train_samples=train_samples, skip_missing=skip_missing,
             train=settings, video_dim=video_dim, beams=beams, no_repeat_ngram_size=no_repeat_ngram_size,
-            max_summary_length=max_summary_length,
+            max_summary_length=max_summary_length, dataset=dataset, domain=domain,
         )  # fmt: skip
+    if (request.domain or "").lower() == "all":
+        with _Progress() as progress:
+            table = highlights.run_domains(
+                request, resume=resume is not None, progress=progress, on_domain=_announce_domain
+            )
+        _render_domains(table)
+        return
     with _Progress() as progress:
         result = pipeline.run(request, resume=resume is not None, progress=progress)
     _render(result)
@@ -181,3 +204,24 @@ def _render(result: Any) -> None:
     console.print(
         f"bundle: {result.run_dir / 'best'}   predictions: {result.run_dir / 'best_val_preds.jsonl'}"
     )
+
+
+def _announce_domain(domain: str, index: int, total: int) -> None:
+    console.print(f"[bold]domain {domain}[/bold] ({index + 1}/{total})")
+
+
+def _render_domains(result: Any) -> None:
+    """The paper's per-domain table (tables 1 and 2): one column per domain and the average."""
+    from rich.table import Table
+
+    title = {"youtube": "YouTube Highlights", "tvsum": "TVSum"}.get(result.dataset, result.dataset)
+    table = Table(title=f"{title}: {result.metric} per domain (best epoch of each domain's run)")
+    for row in result.rows:
+        table.add_column(row.domain, justify="right")
+    table.add_column("avg", justify="right", style="bold")
+    table.add_row(*(f"{row.value:.2f}" for row in result.rows), f"{result.average:.2f}")
+    console.print(table)
+    reused = [row.domain for row in result.rows if row.reused]
+    if reused:
+        console.print(f"reused finished runs: {', '.join(reused)}")
+    console.print(f"runs: {result.out}/<domain>/   table: {result.out / 'domains.json'}")

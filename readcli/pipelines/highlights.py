@@ -1,0 +1,168 @@
+"""`readcli finetune --dataset youtube|tvsum --domain all`: one run per domain, and the per-domain table.
+
+YouTube Highlights and TVSum are trained and evaluated per domain (the paper's tables 1 and 2, as
+UMT does). `run_domains` finds the domains of the train split and runs `finetune.run` for each into
+OUT/<domain>/ (an ordinary run directory). A domain whose run finished (OUT/<domain>/metrics.json
+covers the requested epochs) is skipped and its metrics reused, so rerunning the command continues
+where it stopped; an unfinished domain continues with `resume=True`. OUT/domains_request.json keeps
+the request (for `--resume OUT`), OUT/domains.json the table so far (written after every domain,
+atomically). docs/umt.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from readcli.errors import InputFileError, InvalidValueError
+from readcli.fileio import atomic_write_json
+from readcli.pipelines import finetune
+from readcli.training.loop import ProgressCallback
+
+log = logging.getLogger(__name__)
+
+REQUEST_FILE = "domains_request.json"
+TABLE_FILE = "domains.json"
+DomainCallback = Callable[[str, int, int], None]  # (domain, index, total) before each domain
+
+
+@dataclass(frozen=True)
+class DomainRow:
+    """One domain's outcome: its metric at the best epoch, and whether it was reused from disk."""
+
+    domain: str
+    value: float
+    best_epoch: int | None
+    reused: bool
+
+
+@dataclass(frozen=True)
+class DomainsResult:
+    out: Path
+    dataset: str
+    metric: str  # "mAP" (YouTube Highlights) or "top5-mAP" (TVSum)
+    rows: list[DomainRow]
+    average: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "metric": self.metric,
+            "domains": {r.domain: {"value": r.value, "best_epoch": r.best_epoch} for r in self.rows},
+            "average": self.average,
+        }
+
+
+def is_domains_dir(path: str | Path) -> bool:
+    return (Path(path) / REQUEST_FILE).is_file()
+
+
+def resume_domains_request(
+    out: str | Path, *, epochs: int | None = None, device: str | None = None
+) -> finetune.FinetuneRequest:
+    """The request saved in OUT by a `--domain all` run, optionally with more epochs or another device."""
+    path = Path(out) / REQUEST_FILE
+    try:
+        request = finetune.FinetuneRequest.from_json(json.loads(path.read_text(encoding="utf-8")), path)
+    except (OSError, json.JSONDecodeError, TypeError) as err:
+        raise InputFileError(f"cannot resume: {path} is not a readable request file ({err})") from None
+    train = request.train
+    train = replace(train, epochs=epochs) if epochs is not None else train
+    train = replace(train, device=device) if device is not None else train
+    return replace(request, out=str(out), train=train)
+
+
+def train_domains(data: str) -> list[str]:
+    """The domains present in DIR's train split, sorted (UMT's per-domain runs)."""
+    from readcli.data.highlights import domains
+    from readcli.data.layout import open_layout
+    from readcli.data.readers import load_annotations
+
+    layout = open_layout(data)
+    names = domains(load_annotations(layout.split_file("train"), fmt=layout.format))
+    if not names:
+        raise InvalidValueError(f"--domain all: the train split of {data} has no domains (not YouTube/TVSum)")
+    return names
+
+
+def run_domains(
+    request: finetune.FinetuneRequest,
+    *,
+    resume: bool = False,
+    progress: ProgressCallback | None = None,
+    on_domain: DomainCallback | None = None,
+) -> DomainsResult:
+    """Train and evaluate every domain of the train split into OUT/<domain>/; see the module docstring."""
+    from readcli.training.highlight_task import average_metric, check_dataset
+
+    if request.dataset is None:
+        raise InvalidValueError("--domain all needs --dataset youtube or --dataset tvsum")
+    dataset = check_dataset(request.dataset)
+    out = Path(request.out)
+    if out.exists() and not out.is_dir():
+        raise InvalidValueError(f"--out {out} exists and is not a directory")
+    if (out / finetune.RUN_FILE).exists():
+        raise InvalidValueError(
+            f"--out {out} holds a single-domain run; choose another --out for --domain all"
+        )
+    names = train_domains(request.data)
+    out.mkdir(parents=True, exist_ok=True)
+    base = replace(request, domain="all", train=replace(request.train, select_metric=average_metric(dataset)))
+    atomic_write_json(out / REQUEST_FILE, base.to_json())
+    prefix = average_metric(dataset).removesuffix("-avg")
+    rows: list[DomainRow] = []
+    for index, domain in enumerate(names):
+        if on_domain is not None:
+            on_domain(domain, index, len(names))
+        rows.append(_one_domain(base, domain, out / domain, prefix, resume=resume, progress=progress))
+        _write_table(out, dataset, prefix, rows)
+    return _write_table(out, dataset, prefix, rows)
+
+
+def _one_domain(
+    base: finetune.FinetuneRequest,
+    domain: str,
+    run_dir: Path,
+    prefix: str,
+    *,
+    resume: bool,
+    progress: ProgressCallback | None,
+) -> DomainRow:
+    key = f"{prefix}-{domain}"
+    finished = _finished_metrics(run_dir, base.train.epochs)
+    if finished is not None:
+        log.info("domain %s: finished run in %s reused", domain, run_dir)
+        return DomainRow(domain, float(finished["best"][key]), finished.get("best_epoch"), True)
+    request = replace(base, domain=domain, out=str(run_dir))
+    continuing = (run_dir / finetune.RUN_FILE).is_file()
+    if continuing and not resume:
+        raise InvalidValueError(
+            f"{run_dir} holds an unfinished run of domain {domain}: continue with --resume {run_dir.parent}"
+        )
+    result = finetune.run(request, resume=continuing, progress=progress)
+    return DomainRow(domain, float(result.best_metrics[key]), result.best_epoch, False)
+
+
+def _finished_metrics(run_dir: Path, epochs: int) -> dict[str, Any] | None:
+    """metrics.json of a run that trained at least `epochs` epochs, else None."""
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    done = len(metrics.get("history") or [])
+    return metrics if done >= epochs and isinstance(metrics.get("best"), dict) else None
+
+
+def _write_table(out: Path, dataset: str, prefix: str, rows: list[DomainRow]) -> DomainsResult:
+    average = round(statistics.fmean(r.value for r in rows), 2) if rows else float("nan")
+    result = DomainsResult(out=out, dataset=dataset, metric=prefix, rows=list(rows), average=average)
+    atomic_write_json(out / TABLE_FILE, result.to_json())
+    return result
