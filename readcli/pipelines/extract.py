@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +20,7 @@ from readcli.errors import InputFileError, InvalidValueError, ReadcliError
 from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder, EncoderSpec
 from readcli.features.clips import check_clip_len
 from readcli.features.extractor import VideoFailed, extract_videos
+from readcli.features.manifest import ManifestItem, ShardManifest, write_manifest
 from readcli.features.metadata import is_current, query_metadata, settings, video_metadata
 from readcli.features.queries import Query, read_queries
 from readcli.features.sources import Shard, Source, collect_sources, parse_shard, take_shard
@@ -235,11 +236,10 @@ def run(
     """
     began = time.perf_counter()
     shard = _validate(request)
-    sources, arg_problems = collect_sources(list(request.paths))
-    sources = take_shard(sources, shard)
-    queries = read_queries(request.queries) if request.queries is not None else []
-    if shard is not None:
-        queries = queries[shard.index :: shard.count]
+    all_sources, arg_problems = collect_sources(list(request.paths))
+    sources = take_shard(all_sources, shard)
+    all_queries = read_queries(request.queries) if request.queries is not None else []
+    queries = all_queries if shard is None else all_queries[shard.index :: shard.count]
     if encoder is None:
         encoder = ClipEncoder.load(request.clip_model, request.clip_weights, device=request.device)
     try:
@@ -261,6 +261,15 @@ def run(
     )
     _extract_videos(state, encoder, todo_videos)
     _extract_queries(state, encoder, todo_queries)
+    if shard is not None:  # what `extract-merge` checks: the full input list and this shard's outcomes
+        write_manifest(
+            ShardManifest(
+                request.out_dir, shard.index, shard.count,
+                {**asdict(encoder.spec), "clip_len": request.clip_len},
+                tuple(s.name for s in all_sources), tuple(q.file_stem for q in all_queries),
+                tuple(ManifestItem(o.kind, o.name, o.status, o.reason) for o in state.outcomes),
+            )
+        )  # fmt: skip
     return ExtractResult(
         request.out_dir, encoder.spec, shard, tuple(state.outcomes), time.perf_counter() - began
     )

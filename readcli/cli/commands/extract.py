@@ -100,5 +100,43 @@ def extract(
         raise typer.Exit(1)
 
 
+def _merge_summary(result: Any, into: Path | None) -> str:
+    verdict = "complete" if result.ok else "INCOMPLETE"
+    copied = f"; copied {result.copied} into {into}" if into is not None and result.ok else ""
+    return (
+        f"{verdict}: {result.done}/{result.expected} items done exactly once by {result.manifests} "
+        f"shard runs (N={result.shards}); {len(result.missing)} missing, "
+        f"{len(result.duplicated)} duplicated{copied}"
+    )
+
+
+@error_boundary
+def extract_merge(
+    folders: Annotated[list[Path], typer.Argument(help="The shards' --out folders (or one shared folder).")],
+    videos: Annotated[
+        list[str] | None,
+        typer.Option("--videos", help="The source list again (default: the list the shards recorded)."),
+    ] = None,
+    queries: Annotated[Path | None, typer.Option(help="The queries jsonl again (default: recorded).")] = None,
+    into: Annotated[
+        Path | None, typer.Option("--into", help="Copy a complete set of features into this folder.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Check that sharded extract runs did every video exactly once; one line per missing or duplicate."""
+    from readcli.pipelines.extract_merge import MergeRequest, run
+
+    result = run(MergeRequest(tuple(folders), tuple(videos or ()), queries, into))
+    for line in (*result.problems, *result.missing, *result.duplicated):
+        report_error(line)
+    if as_json:
+        typer.echo(json.dumps({**asdict(result), "ok": result.ok}, indent=2))
+    else:
+        console.print(_merge_summary(result, into))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("extract")(extract)
+    app.command("extract-merge")(extract_merge)
