@@ -99,7 +99,10 @@ def test_quick_demo_end_to_end_and_cached(tmp_path: Path, monkeypatch: pytest.Mo
     assert all(method.label in table for method in DEMO_METHODS.values())
     assert (out / "map_vs_params.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     cached = list((tmp_path / "cache" / "demo").glob("backbone-*/model.safetensors"))
-    assert len(cached) == 1
+    assert len(cached) == 2  # the Moment-DETR and the UMT source backbones
+    umt = next(row for row in payload["rows"] if row["key"] == "umt-read-pvla")
+    read_pvla = next(row for row in payload["rows"] if row["key"] == "read-pvla")
+    assert umt["label"] == "READ-PVLA, UMT backbone" and umt["total"] != read_pvla["total"]
 
     again = runner.invoke(app, ["demo", "--quick", "--seeds", "1", "--method", "proj", "--out", str(out)])
     assert again.exit_code == 0, again.output

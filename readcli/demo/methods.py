@@ -22,6 +22,7 @@ class DemoMethod:
     group: Group
     settings: MethodSettings
     pvla: PVLASettings | None = None
+    backbone: str = "moment_detr"  # which pretrained demo backbone the method adapts ("umt")
 
 
 def _rows() -> tuple[DemoMethod, ...]:
@@ -59,6 +60,7 @@ def _rows() -> tuple[DemoMethod, ...]:
             MethodSettings(method="read", rnn="lstm"),
             PVLA_DEFAULT,
         ),  # fmt: skip
+        DemoMethod("umt-read-pvla", "READ-PVLA, UMT backbone", "ours", read, PVLA_DEFAULT, backbone="umt"),
     )
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from readcli.backbones.moment_detr_config import MomentDETRConfig
+from readcli.backbones.umt_config import UMTConfig
 from readcli.demo.world import WorldConfig
 from readcli.errors import InvalidValueError, choices_text
 from readcli.training.loop import TrainSettings
@@ -22,6 +24,14 @@ def demo_backbone(world: WorldConfig) -> MomentDETRConfig:
     )  # fmt: skip
 
 
+def demo_umt(world: WorldConfig) -> UMTConfig:
+    """A small video-only UMT (hidden 64, one decoder layer) with the boundary head, sized to the world."""
+    return UMTConfig(
+        hidden_dim=64, nheads=4, ffn_ratio=2, input_dropout=0.1, query_dropout=0.1,
+        v_feat_dim=world.video_dim + TEF, a_feat_dim=0, t_feat_dim=world.text_dim, dec_layers=1, max_len=64,
+    )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class DemoProfile:
     """World, backbone, pretraining and adaptation settings; `pretrain_digest` names the cache."""
@@ -32,14 +42,23 @@ class DemoProfile:
     pretrain: TrainSettings
     adapt: TrainSettings
     train_samples: int  # labelled target queries per seed (the low-resource regime)
+    umt: UMTConfig = field(default_factory=UMTConfig)  # the UMT row's backbone (set by _profiles)
 
-    def pretrain_digest(self) -> str:
+    def backbone_config(self, architecture: str) -> Any:
+        """The demo backbone of `architecture` ("moment_detr" or "umt")."""
+        if architecture not in ("moment_detr", "umt"):
+            raise InvalidValueError(f"unknown demo backbone {architecture!r}: choose moment_detr or umt")
+        return self.umt if architecture == "umt" else self.backbone
+
+    def pretrain_digest(self, architecture: str = "moment_detr") -> str:
         """What the pretrained backbone depends on: the world, the architecture, the pretraining."""
-        parts = {
+        parts: dict[str, Any] = {
             "world": asdict(self.world),
-            "backbone": self.backbone.to_dict(),
+            "backbone": self.backbone_config(architecture).to_dict(),
             "pretrain": asdict(self.pretrain),
         }
+        if architecture == "umt":  # (the Moment-DETR digest keeps its old form: caches stay valid)
+            parts["architecture"] = architecture
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -52,6 +71,7 @@ def _profiles() -> dict[str, DemoProfile]:
         pretrain=TrainSettings(epochs=40, lr=1e-3, batch_size=32, seed=2018, device="cpu", amp="off"),
         adapt=TrainSettings(epochs=30, lr=1e-3, batch_size=16, device="cpu", amp="off"),
         train_samples=64,
+        umt=demo_umt(world),
     )
     small = replace(world, source_videos=80, target_train_videos=40, target_val_videos=40)
     quick = replace(

@@ -80,18 +80,22 @@ def grounding_task(data: Path, *, samples: int | None, seed: int, method: DemoMe
 
 
 def ensure_pretrained(
-    profile: DemoProfile, *, cache: Path | None = None, progress: ProgressCallback | None = None
+    profile: DemoProfile,
+    *,
+    cache: Path | None = None,
+    progress: ProgressCallback | None = None,
+    architecture: str = "moment_detr",
 ) -> Pretrained:
-    """The backbone pretrained on the source domain: read from the cache, or trained and cached."""
+    """The backbone (Moment-DETR or UMT) pretrained on the source domain: from the cache, or trained."""
     root = cache if cache is not None else demo_cache()
     world_dir, _ = ensure_world(profile.world, root / f"world-{profile.world.digest()}")
-    directory = root / f"backbone-{profile.pretrain_digest()}"
+    directory = root / f"backbone-{profile.pretrain_digest(architecture)}"
     meta_path = directory / "pretrain.json"
     if (directory / "config.json").is_file() and meta_path.is_file():
         meta = _read_record(meta_path)
         return Pretrained(directory, world_dir, True, dict(meta.get("source_metrics", {})))
     seed_everything(profile.pretrain.seed)
-    model = build_backbone(profile.backbone)
+    model = build_backbone(profile.backbone_config(architecture))
     task = grounding_task(world_dir / "source", samples=None, seed=profile.pretrain.seed, method=None)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="readcli-demo-pretrain-") as run_dir:
