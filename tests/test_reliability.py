@@ -97,7 +97,7 @@ USAGE_FIX = "app.py does not yet use readcli.cli.common.OneLineUsageGroup (typer
 CASES = [
     # --- videos ---
     Case("video-missing", _ground("{missing}"), ("missing.mp4", "not found")),
-    Case("video-empty", _ground("{empty}"), ("empty.mp4", "empty")),
+    Case("video-empty", _ground("{empty}"), ("empty.mp4", "empty file (0 bytes)", "give a complete video")),
     Case("video-truncated", _ground("{truncated}"),
          ("truncated.mp4", "not a readable video", "give a complete video file")),
     Case("video-garbage", _ground("{garbage}"),

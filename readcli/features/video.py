@@ -117,7 +117,7 @@ def open_video(path: str | Path, *, clip_len: float, num_threads: int = 0) -> Op
     if not path.is_file():
         raise InputFileError(f"{path}: not a regular file")
     if path.stat().st_size == 0:
-        raise InputFileError(f"{path}: empty file (0 bytes)")
+        raise InputFileError(f"{path}: empty file (0 bytes): give a complete video file")
     errors = _decode_errors()
     decord.logging.set_level(decord.logging.ERROR)
     native: list[str] = []
