@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from readcli.backbones.moment_detr_config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone, save_backbone
-from readcli.errors import InvalidValueError
+from readcli.errors import InvalidValueError, TrainingError
 from readcli.features.store import save_feature_array
 from readcli.pipelines.finetune import FinetuneRequest, run
-from readcli.training import distributed
+from readcli.training import distributed, loop
 from readcli.training.distributed import Dist, SyncedModel, env_dist, local_part
-from readcli.training.loop import TrainSettings
+from readcli.training.loop import EvalOutput, StepOutput, TrainSettings, batches_of, train
 
 # Measured: 2 ranks vs 1 process differ by <= 2e-6 in any logged loss (float summation order and
 # padding to each rank's own longest video); metrics agree to the printed digit. See docs/distributed.md.
@@ -152,3 +155,100 @@ def test_two_gloo_processes_match_one_process(data_and_backbone: tuple[Path, Pat
         json.loads(p)["qid"] for p in (tmp_path / "one" / "best_val_preds.jsonl").read_text().splitlines()
     ]
     assert (two / "best" / "adapter_model.safetensors").is_file()
+
+
+class _ShardableRegression:
+    """y = x w on 9 examples: global batches of 4, 4 and 1, so one rank's last part is empty.
+
+    Provides the sharding methods but not the sharded evaluation (rank 0 evaluates alone).
+    nan_on_rank: that rank's second step returns NaN (the others' stay finite).
+    """
+
+    def __init__(self, nan_on_rank: int | None = None) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(9, 4, generator=g)  # (N, 4)
+        self.y = self.x @ torch.randn(4, 1, generator=g)  # (N, 1)
+        self.nan_on_rank, self.steps = nan_on_rank, 0
+
+    def num_train_batches(self, batch_size: int) -> int:
+        return -(-len(self.x) // batch_size)
+
+    def train_index_batches(self, batch_size: int, generator: torch.Generator) -> Any:
+        return batches_of(torch.randperm(len(self.x), generator=generator).tolist(), batch_size)
+
+    def train_collate(self, indices: list[int]) -> torch.Tensor:
+        return torch.tensor(indices)
+
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Any:
+        return map(self.train_collate, self.train_index_batches(batch_size, generator))
+
+    def train_step(self, model: torch.nn.Module, batch: torch.Tensor, device: torch.device) -> StepOutput:
+        self.steps += 1
+        mse = torch.nn.functional.mse_loss(model(self.x[batch]), self.y[batch])
+        if self.steps == 2 and self.nan_on_rank == distributed.current().rank:
+            mse = mse * float("nan")
+        return StepOutput(total=mse, parts={"loss_mse": mse})
+
+    def evaluate(self, model: torch.nn.Module, device: torch.device) -> EvalOutput:
+        return EvalOutput(metrics={"mse": float(torch.nn.functional.mse_loss(model(self.x), self.y))})
+
+
+TOY = TrainSettings(
+    epochs=2, lr=0.1, batch_size=4, seed=1, grad_clip=0, select_metric="mse", select_mode="min"
+)
+
+
+def _toy_model() -> torch.nn.Module:
+    torch.manual_seed(2)
+    return torch.nn.Linear(4, 1)
+
+
+def _toy_worker(rank: int, port: int, out: str, nan_on_rank: int | None) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    with distributed.process_group("cpu"):
+        model = _toy_model()
+        try:
+            result = train(model, _ShardableRegression(nan_on_rank), TOY, Path(out))
+            record: dict[str, Any] = {"history": result.state.history, "weight": model.weight.tolist()}
+        except TrainingError as err:
+            record = {"error": str(err)}
+    (Path(out) / f"rank{rank}.json").write_text(json.dumps(record))
+
+
+def _spawn_two(out: Path, nan_on_rank: int | None) -> list[dict[str, Any]]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.start_processes(_toy_worker, args=(port, str(out), nan_on_rank), nprocs=2, start_method="spawn")
+    return [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
+
+
+def test_loop_under_two_processes_handles_an_empty_part_and_stops_together(tmp_path: Path) -> None:
+    reference = _toy_model()
+    expected = train(reference, _ShardableRegression(), TOY, tmp_path / "one")
+    ranks = _spawn_two(tmp_path / "two", None)
+    for record in ranks:  # both ranks end with the one-process weights and metrics
+        torch.testing.assert_close(torch.tensor(record["weight"]), reference.weight, atol=1e-6, rtol=0)
+        assert [h["mse"] for h in record["history"]] == pytest.approx(
+            [h["mse"] for h in expected.state.history], abs=1e-6
+        )
+    (tmp_path / "nan").mkdir()
+    stopped = _spawn_two(tmp_path / "nan", nan_on_rank=1)
+    message = "loss became non-finite at epoch 1, step 2 (in loss_mse)"
+    assert all(message in record.get("error", "") for record in stopped), stopped
+    assert not (tmp_path / "nan" / "checkpoints").exists()  # nothing written for the broken epoch
+
+
+def test_a_task_without_sharding_methods_is_refused_under_two_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loop, "current", lambda: Dist(rank=0, world=2))  # refused before any collective
+    methods = ("__init__", "num_train_batches", "train_batches", "train_step", "evaluate")
+    plain = type("Plain", (), {name: getattr(_ShardableRegression, name) for name in methods})
+    refused = "Plain cannot train under 2 processes: it lacks train_index_batches and train_collate"
+    with pytest.raises(TrainingError, match=refused):
+        train(_toy_model(), plain(), TOY, tmp_path / "plain")
+    with pytest.raises(InvalidValueError, match="--batch-size 1 is the global batch"):
+        train(_toy_model(), _ShardableRegression(), replace(TOY, batch_size=1), tmp_path / "small")
