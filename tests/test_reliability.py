@@ -175,10 +175,10 @@ CASES = [
          ("run.json", "not writable", "writable folder"), prepare="read-only"),
     # --- usage errors: exit 2 ---
     Case("usage-not-a-number", _ot("{video_npz}", "{text_npz}", "--tau", "abc"),
-         ("'--tau'", "valid number"), code=2, xfail=USAGE_FIX),
+         ("'--tau'", "valid number"), code=2),
     Case("usage-unknown-option", ("ground", "{one_frame}", "a dog", "--frobnicate"),
-         ("--frobnicate", "readcli ground --help"), code=2, xfail=USAGE_FIX),
-    Case("usage-missing-option", ("evaluate", "--preds", "{gt}"), ("'--task'",), code=2, xfail=USAGE_FIX),
+         ("--frobnicate", "readcli ground --help"), code=2),
+    Case("usage-missing-option", ("evaluate", "--preds", "{gt}"), ("'--task'",), code=2),
     Case("unknown-task", ("evaluate", "--task", "xyz", "--preds", "{gt}"), ("'xyz'", "tlg, vls")),
 ]
 # fmt: on

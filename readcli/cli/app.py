@@ -13,6 +13,7 @@ import typer
 
 from readcli import __version__
 from readcli.cli import commands
+from readcli.cli.common import OneLineUsageGroup
 
 # The order commands are listed in `readcli --help`; modules not named here follow alphabetically.
 COMMAND_ORDER = ("demo", "extract", "finetune", "ground", "summarize", "evaluate", "inspect_ot")
@@ -24,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=OneLineUsageGroup,  # usage errors as one line, exit 2 (docs/reliability.md)
 )
 
 
