@@ -1,9 +1,10 @@
 """Mixed precision: READ+PVLA training-step time under float32 and under bf16 (and fp16) autocast.
 
 The CLIP-only Moment-DETR at batch 32 with random features (75 clips x 514, 32 words x 512), the
-official losses plus PVLA, AdamW: the loop's own step (readcli.training.loop), so fp16 includes the
-GradScaler. Prints the median step time per setting and the PVLA value's gap to float32 on the same
-weights (the transport runs in float32 in every setting; the gap comes from the bf16 backbone).
+official losses plus PVLA, AdamW, through the loop's own step (readcli.training.step.Stepper), so
+fp16 includes the GradScaler. Prints the median step time per setting and the PVLA value's gap to
+float32 on the same weights (the transport runs in float32 in every setting; the gap comes from the
+bf16 backbone).
 
     python bench/amp_bench.py [--steps 5] [--device auto] [--batch 32] [--amp off,bf16]
 """
@@ -25,9 +26,9 @@ def run(amp: str, steps: int, batch: int, device_name: str) -> dict[str, Any]:
     from readcli.alignment import PVLASettings, pvla_loss
     from readcli.backbones.moment_detr_config import MomentDETRConfig
     from readcli.backbones.registry import build_backbone
-    from readcli.training.distributed import Dist
+    from readcli.training.distributed import Dist, resolve_device
     from readcli.training.grounding_loss import GroundingCriterion, GroundingLossWeights, GroundingTargets
-    from readcli.training.loop import StepOutput, TrainSettings, _autocast, _Stepper, resolve_device
+    from readcli.training.step import StepOutput, Stepper, autocast
 
     torch.manual_seed(0)
     device = resolve_device(device_name)
@@ -57,15 +58,14 @@ def run(amp: str, steps: int, batch: int, device_name: str) -> dict[str, Any]:
             return StepOutput(criterion(outputs, targets).total + alignment, {"loss_pvla": alignment})
 
     params = [p for p in model.parameters() if p.requires_grad]
-    settings = TrainSettings(amp=amp)  # type: ignore[arg-type]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
-    stepper = _Stepper(model, Task(), optimizer, params, settings, device, Dist())  # type: ignore[arg-type]
+    stepper = Stepper(model, Task(), optimizer, params, amp, 0.1, device, Dist())  # the loop's default clip
 
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    with torch.no_grad(), _autocast(device, amp):  # PVLA on the initial weights, for the gap
+    with torch.no_grad(), autocast(device, amp):  # PVLA on the initial weights, for the gap
         first = float(pvla_loss(model(**inputs)["block_states"], settings=pvla))
     stepper.step(None, 1.0, 0, 0)  # warm-up (kernel selection, oneDNN primitives)
     times = []

@@ -18,7 +18,8 @@ from readcli.backbones.registry import build_backbone
 from readcli.data.collate import collate_moments
 from readcli.data.moments import MomentItem
 from readcli.training.grounding_loss import GroundingCriterion, GroundingLossWeights, GroundingTargets
-from readcli.training.loop import EvalOutput, StepOutput, TrainSettings, amp_dtype, batches_of, train
+from readcli.training.loop import EvalOutput, StepOutput, TrainSettings, batches_of, train
+from readcli.training.step import amp_dtype
 
 
 def test_amp_settings_pick_the_autocast_dtype() -> None:

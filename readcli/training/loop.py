@@ -18,7 +18,6 @@ import logging
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -30,7 +29,6 @@ from readcli.errors import InvalidValueError, TrainingError
 from readcli.training.checkpoint import LoopState, latest_checkpoint, load_checkpoint, save_checkpoint
 from readcli.training.distributed import (
     Dist,
-    all_reduce_sum,
     broadcast,
     current,
     gather_lists,
@@ -38,6 +36,8 @@ from readcli.training.distributed import (
     resolve_device,
     wrap,
 )
+from readcli.training.step import StepOutput, Stepper, autocast
+from readcli.training.step import amp_dtype as amp_dtype  # re-exported for callers of the loop
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,6 @@ class TrainSettings:
             raise InvalidValueError(f"--amp {self.amp!r} is invalid: choose auto, off, bf16 or fp16")
         if self.select_mode not in ("max", "min"):
             raise InvalidValueError(f"select mode {self.select_mode!r} is invalid: choose max or min")
-
-
-@dataclass
-class StepOutput:
-    """One training step's loss: the total to differentiate and its named parts (for logs and checks)."""
-
-    total: torch.Tensor
-    parts: dict[str, torch.Tensor]
 
 
 @dataclass
@@ -155,25 +147,6 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919) % 2**63
 
 
-def amp_dtype(device: torch.device, amp: str) -> torch.dtype | None:
-    """The autocast dtype for `--amp` on `device` (None: full precision).
-
-    auto is bf16 on a CUDA device that supports it, fp16 on an older one, off on CPU. The partial OT
-    and its cost always run in float32 inside autocast (readcli/alignment), whatever this says.
-    """
-    if amp == "off" or (amp == "auto" and device.type != "cuda"):
-        return None
-    if amp == "fp16":
-        return torch.float16
-    bf16_ok = device.type != "cuda" or torch.cuda.is_bf16_supported()
-    return torch.bfloat16 if bf16_ok else torch.float16
-
-
-def _autocast(device: torch.device, amp: str) -> AbstractContextManager[Any]:
-    dtype = amp_dtype(device, amp)
-    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
-
-
 def _is_better(score: float, best: float | None, mode: str) -> bool:
     if best is None:
         return True
@@ -213,7 +186,9 @@ def train(
             state = load_checkpoint(checkpoint, model, optimizer)
             log.info("resumed from %s after epoch %d", checkpoint, state.epochs_done)
     resumed_from = state.epochs_done
-    stepper = _Stepper(wrap(model, device, job), task, optimizer, params, settings, device, job)
+    stepper = Stepper(
+        wrap(model, device, job), task, optimizer, params, settings.amp, settings.grad_clip, device, job
+    )
     emit = progress if progress is not None and job.is_main else (lambda event: None)
     logger = write_log if write_log is not None and job.is_main else (lambda record: None)
     steps = task.num_train_batches(settings.batch_size)
@@ -282,68 +257,13 @@ def _epoch_batches(
         yield shardable.train_collate(part or list(indices[:1])), len(part) * job.world / len(indices)
 
 
-@dataclass
-class _Stepper:
-    """One optimisation step: forward under autocast, a rank-consistent finite check, backward, clip."""
-
-    model: torch.nn.Module  # what the task calls: the DDP wrapper under several processes
-    task: TrainTask
-    optimizer: torch.optim.Optimizer
-    params: list[torch.nn.Parameter]
-    settings: TrainSettings
-    device: torch.device
-    job: Dist
-
-    def __post_init__(self) -> None:
-        # fp16 gradients underflow without loss scaling; bf16 has float32's range and needs none
-        fp16 = amp_dtype(self.device, self.settings.amp) == torch.float16
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
-
-    def step(self, batch: Any, weight: float, epoch: int, step: int) -> dict[str, float]:
-        with _autocast(self.device, self.settings.amp):
-            output = self.task.train_step(self.model, batch, self.device)
-        parts = _global_parts(output, weight, self.job, epoch, step)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = output.total if weight == 1.0 else output.total * weight
-        self.scaler.scale(loss).backward()
-        if self.settings.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.params, self.settings.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return parts
-
-
-def _global_parts(output: StepOutput, weight: float, job: Dist, epoch: int, step: int) -> dict[str, float]:
-    """The step's loss and its parts over the whole global batch; stops every rank alike if the total
-    is non-finite on any rank (one all-reduce of the values and of non-finite flags)."""
-    names = ["loss", *output.parts]
-    values = torch.stack(
-        [output.total.detach().float().reshape(())]
-        + [v.detach().float().reshape(()) for v in output.parts.values()]
-    )  # (P,)
-    bad = (~torch.isfinite(values)).float()  # (P,)
-    if job.enabled:
-        share = torch.where(bad > 0, 0.0, values) * (weight / job.world)  # (P,) this rank's share
-        summed = all_reduce_sum(torch.cat([share, bad]), job)  # (2P,)
-        values, bad = summed[: len(names)], summed[len(names) :]
-    flags = bad.tolist()
-    if flags[0] > 0:
-        culprit = ", ".join(n for n, f in zip(names[1:], flags[1:], strict=True) if f > 0) or "total"
-        raise TrainingError(
-            f"loss became non-finite at epoch {epoch + 1}, step {step + 1} (in {culprit}); training "
-            "stopped, the last good checkpoint is kept: lower --lr or check the input features for outliers"
-        )
-    return dict(zip(names, values.tolist(), strict=True))
-
-
 def _evaluate(
     task: TrainTask, model: torch.nn.Module, device: torch.device, amp: str, job: Dist
 ) -> EvalOutput:
     """The task's evaluation on the whole validation set; under several processes split across ranks
     and gathered (in the one-process order), or run by rank 0 alone for a task that cannot split it."""
     model.eval()
-    with torch.no_grad(), _autocast(device, amp):
+    with torch.no_grad(), autocast(device, amp):
         if not job.enabled:
             return task.evaluate(model, device)
         sharded: Any = task
