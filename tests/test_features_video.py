@@ -1,8 +1,7 @@
-"""Decoding with decord: real clips (portrait and landscape), the clip rule on them, and bad files."""
+"""Probing with decord, decoding with PyAV: real clips (portrait and landscape), the clip rule, bad files."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -10,9 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-import readcli.features.video as video
 from readcli.errors import InputFileError
-from readcli.features.video import OpenVideo, iter_frames, open_video
+from readcli.features.video import iter_frames, open_video
 
 ffmpeg_exe = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe
 
@@ -73,8 +71,12 @@ def test_real_clips_follow_the_clip_rule(
     frames = list(iter_frames(opened, opened.plan.frame_indices))
     assert [f.shape for f in frames] == [(*size, 3)] * len(indices)
     assert all(f.dtype == np.uint8 and f.std() > 1.0 for f in frames)  # real pictures, not blank
-    # the frames are the ones asked for, not neighbours
-    assert np.array_equal(frames[-1], opened.reader.get_batch([indices[-1]]).asnumpy()[0])
+    # the frames are the ones decord's index names, pixel for pixel (PyAV decodes, decord probes)
+    import decord
+
+    reader = decord.VideoReader(str(opened.path), ctx=decord.cpu(0))
+    expected = reader.get_batch(list(indices)).asnumpy()  # (C, H, W, 3)
+    assert all(np.array_equal(f, e) for f, e in zip(frames, expected, strict=True))
 
 
 def test_clip_length_changes_the_plan(shared_data: Path) -> None:
@@ -124,39 +126,58 @@ def test_cut_file_with_its_index_first_decodes_what_survives(made: dict[str, Pat
     assert len(list(iter_frames(opened, opened.plan.frame_indices))) == opened.plan.n_clips
 
 
-class _CountingReader:
-    def __init__(self) -> None:
-        self.calls: list[list[int]] = []
-
-    def get_batch(self, indices: list[int]) -> Any:
-        self.calls.append(list(indices))
-        frames = np.zeros((len(indices), 100, 100, 3), dtype=np.uint8)
-        return type("Batch", (), {"asnumpy": lambda self: frames})()
-
-
-def test_frames_are_decoded_in_chunks_within_the_memory_budget(
-    shared_data: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    opened = open_video(shared_data / "videos" / "book.mp4", clip_len=0.1)
-    reader = _CountingReader()
-    fake = OpenVideo(path=opened.path, reader=reader, plan=opened.plan, height=100, width=100)
-    monkeypatch.setattr(video, "FRAME_BUDGET_BYTES", 100 * 100 * 3 * 7)  # room for 7 frames
-    assert len(list(iter_frames(fake, opened.plan.frame_indices))) == opened.plan.n_clips == 40
-    assert [len(c) for c in reader.calls] == [7, 7, 7, 7, 7, 5]
-    assert [i for c in reader.calls for i in c] == list(opened.plan.frame_indices)
+def test_repeated_indices_repeat_the_frame_and_frames_come_one_at_a_time(shared_data: Path) -> None:
+    # A clip with no frame of its own shows the previous one, so a plan may name a frame twice.
+    opened = open_video(shared_data / "videos" / "book.mp4", clip_len=2.0)
+    frames = iter_frames(opened, [0, 0, 59, 119])
+    first = next(frames)  # a generator: decoding stops where the consumer stops
+    rest = list(frames)
+    assert len(rest) == 3 and np.array_equal(first, rest[0]) and not np.array_equal(rest[1], rest[2])
+    with pytest.raises(ValueError, match="ascending"):
+        list(iter_frames(opened, [5, 3]))
 
 
-def test_a_failure_midway_names_the_frame(shared_data: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "book.mp4"
-    shutil.copy(shared_data / "videos" / "book.mp4", copy)
-    opened = open_video(copy, clip_len=2.0)
+def test_a_failure_midway_names_the_frame(shared_data: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import av
+
+    opened = open_video(shared_data / "videos" / "book.mp4", clip_len=2.0)
+    with pytest.raises(InputFileError, match=r"near frame 500 of 120 \(the stream ended after 120 frames\)"):
+        list(iter_frames(opened, [29, 500]))  # more frames asked for than the stream holds
+
+    real_open = av.open
 
     class Failing:
-        def get_batch(self, indices: list[int]) -> Any:
-            import decord
+        def __init__(self, path: str) -> None:
+            self.container = real_open(path)
+            self.streams = self.container.streams
 
-            raise decord.DECORDError("Error getting frame at: 29")
+        def __enter__(self) -> Failing:
+            return self
 
-    broken = OpenVideo(path=copy, reader=Failing(), plan=opened.plan, height=1080, width=720)
-    with pytest.raises(InputFileError, match=r"decoding failed near frame 29 of 120"):
-        list(iter_frames(broken, opened.plan.frame_indices))
+        def __exit__(self, *exc: object) -> None:
+            self.container.close()
+
+        def decode(self, stream: Any) -> Any:
+            for i, frame in enumerate(self.container.decode(stream)):
+                if i == 40:
+                    raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+                yield frame
+
+    monkeypatch.setattr(av, "open", Failing)
+    failed = r"book.mp4: decoding failed near frame 89 of 120 \(.*Invalid data"
+    with pytest.raises(InputFileError, match=failed):
+        list(iter_frames(opened, opened.plan.frame_indices))
+
+
+def test_a_file_damaged_midway_is_reported_not_concealed(
+    shared_data: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    data = bytearray((shared_data / "videos" / "book.mp4").read_bytes())
+    third = len(data) // 3
+    data[third : third + 20_000] = np.random.default_rng(0).integers(0, 256, 20_000, dtype=np.uint8).tobytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    opened = open_video(damaged, clip_len=2.0)  # the index at the end is intact: it opens
+    with pytest.raises(InputFileError, match=r"damaged.mp4: decoding failed near frame \d+ of 120 .*damaged"):
+        list(iter_frames(opened, opened.plan.frame_indices))
+    assert capfd.readouterr().err == ""  # ffmpeg's own complaints are not printed
