@@ -239,6 +239,8 @@ def run(
     all_sources, arg_problems = collect_sources(list(request.paths))
     sources = take_shard(all_sources, shard)
     all_queries = read_queries(request.queries) if request.queries is not None else []
+    if not all_sources and not all_queries:  # before loading CLIP or creating --out: nothing to do
+        raise InputFileError(f"nothing to extract: {'; '.join(arg_problems)}; give video files or folders")
     queries = all_queries if shard is None else all_queries[shard.index :: shard.count]
     if encoder is None:
         encoder = ClipEncoder.load(request.clip_model, request.clip_weights, device=request.device)
