@@ -8,7 +8,10 @@ and reports extract / (decode + encode): 1.0 means no overlap at all, lower is b
 Then, in fresh processes, the peak resident memory while extracting the 150 s video and a 1200 s one
 (240 s with --quick), sampled every 20 ms (target: ratio <= 1.2).
 
-    .venv/bin/python bench/extract_bench.py [--quick] [--workdir DIR] [--clip-weights PATH]
+    .venv/bin/python bench/extract_bench.py [--quick] [--device cpu|cuda] [--workdir DIR]
+        [--clip-weights PATH]
+
+On CUDA the memory figures are still the host's resident memory (decoding is on the CPU either way).
 
 Without --clip-weights it uses random ViT-B-32 weights (speed and memory do not depend on them).
 """
@@ -98,7 +101,7 @@ def _timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def overlap(video: Path, weights: Path, batch_size: int, repeats: int) -> dict[str, float]:
+def overlap(video: Path, weights: Path, batch_size: int, repeats: int, device: str) -> dict[str, float]:
     import torch
 
     from readcli.features.clip_encoder import ClipEncoder
@@ -106,9 +109,13 @@ def overlap(video: Path, weights: Path, batch_size: int, repeats: int) -> dict[s
     from readcli.features.video import open_video
     from readcli.pipelines.extract import ExtractRequest, run
 
-    encoder = ClipEncoder.load("ViT-B-32", str(weights), device="cpu")
+    encoder = ClipEncoder.load("ViT-B-32", str(weights), device=device)
     n_clips = open_video(video, clip_len=2.0).plan.n_clips
     pixels = torch.randn(batch_size, 3, 224, 224)
+
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
 
     def decode_only() -> None:
         for _ in decode_stream([video], clip_len=2.0, batch_size=batch_size, preprocess=encoder.preprocess):
@@ -117,12 +124,12 @@ def overlap(video: Path, weights: Path, batch_size: int, repeats: int) -> dict[s
     def encode_only() -> None:
         for start in range(0, n_clips, batch_size):
             encoder.encode_images(pixels[: min(batch_size, n_clips - start)])
+        sync()
 
     def extract() -> None:
         with tempfile.TemporaryDirectory() as out:
-            result = run(
-                ExtractRequest((str(video),), Path(out), batch_size=batch_size, device="cpu"), encoder=encoder
-            )
+            request = ExtractRequest((str(video),), Path(out), batch_size=batch_size, device=device)
+            result = run(request, encoder=encoder)
             assert result.ok, result.outcomes
 
     encode_only()  # warm-up: first forward passes allocate
@@ -136,25 +143,24 @@ def overlap(video: Path, weights: Path, batch_size: int, repeats: int) -> dict[s
     return times
 
 
-def memory_child(video: Path, weights: Path, batch_size: int) -> None:
+def memory_child(video: Path, weights: Path, batch_size: int, device: str) -> None:
     """Run in a fresh process: load the model, then extract `video` while sampling RSS."""
     from readcli.features.clip_encoder import ClipEncoder
     from readcli.pipelines.extract import ExtractRequest, run
 
-    encoder = ClipEncoder.load("ViT-B-32", str(weights), device="cpu")
+    encoder = ClipEncoder.load("ViT-B-32", str(weights), device=device)
     with tempfile.TemporaryDirectory() as out:
         sampler = RssSampler()
         before = sampler.rss()
         with sampler:
-            result = run(
-                ExtractRequest((str(video),), Path(out), batch_size=batch_size, device="cpu"), encoder=encoder
-            )
+            request = ExtractRequest((str(video),), Path(out), batch_size=batch_size, device=device)
+            result = run(request, encoder=encoder)
         assert result.ok, result.outcomes
     print(json.dumps({"before_mib": before / 2**20, "peak_mib": sampler.peak / 2**20}))
 
 
-def memory(video: Path, weights: Path, batch_size: int) -> dict[str, float]:
-    child = [sys.executable, __file__, "--memory-child", str(video), str(weights), str(batch_size)]
+def memory(video: Path, weights: Path, batch_size: int, device: str) -> dict[str, float]:
+    child = [sys.executable, __file__, "--memory-child", str(video), str(weights), str(batch_size), device]
     output = subprocess.run(child, check=True, capture_output=True, text=True).stdout
     return dict(json.loads(output.strip().splitlines()[-1]))
 
@@ -170,22 +176,24 @@ def main() -> None:
     parser.add_argument("--clip-weights", type=Path, default=None)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N] for the CLIP encoder")
+    parser.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
-        memory_child(Path(args.memory_child[0]), Path(args.memory_child[1]), int(args.memory_child[2]))
+        video, weights, batch, device = args.memory_child
+        memory_child(Path(video), Path(weights), int(batch), device)
         return
     short, long = (30, 240) if args.quick else (150, 1200)
     args.workdir.mkdir(parents=True, exist_ok=True)
     weights = args.clip_weights or random_weights(args.workdir / "vit-b-32-random.safetensors")
     videos = {s: make_video(args.workdir / f"testsrc2-720p-{s}s.mp4", s) for s in (short, long)}
-    t = overlap(videos[short], weights, args.batch_size, args.repeats)
-    print(f"{short} s 720p, {t['clips']:.0f} clips, batch {args.batch_size}, torch threads 2:")
+    t = overlap(videos[short], weights, args.batch_size, args.repeats, args.device)
+    print(f"{short} s 720p, {t['clips']:.0f} clips, batch {args.batch_size}, device {args.device}:")
     print(
         f"  decode-only {t['decode']:.2f} s   encode-only {t['encode']:.2f} s   extract {t['extract']:.2f} s"
     )
     print(f"  extract / (decode + encode) = {t['ratio']:.2f}  (target <= 1.0)")
-    m = {s: memory(v, weights, args.batch_size) for s, v in videos.items()}
+    m = {s: memory(v, weights, args.batch_size, args.device) for s, v in videos.items()}
     for s in (short, long):
         print(
             f"  {s:5d} s: RSS before extraction {m[s]['before_mib']:.0f} MiB, peak {m[s]['peak_mib']:.0f} MiB"

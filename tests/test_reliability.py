@@ -59,7 +59,6 @@ class Case:
     prepare: str | None = (
         None  # "file": {scratch}/out is a plain file; "read-only": {scratch} is not writable
     )
-    xfail: str | None = None
 
 
 def _ground(video: str, *extra: str) -> tuple[str, ...]:
@@ -90,9 +89,6 @@ def _extract(*extra: str) -> tuple[str, ...]:
     return ("extract", *extra, "--clip-model", TINY_CLIP, "--clip-weights", "{clip}", "--device", "cpu")
 
 
-EXTRACT_FIX = "pipelines/extract.py creates --out before it finds that no input holds a video"
-USAGE_FIX = "app.py does not yet use readcli.cli.common.OneLineUsageGroup (typer prints a boxed message)"
-
 # fmt: off
 CASES = [
     # --- videos ---
@@ -105,7 +101,7 @@ CASES = [
     Case("video-audio-only", _ground("{audio}"), ("audio.m4a", "no video stream", "give a file with video")),
     Case("video-is-a-directory", _ground("{novideos}"), ("novideos", "not a video file")),
     Case("directory-without-videos", _extract("{novideos}", "--out", "{scratch}/feats"),
-         ("novideos", "no video files"), xfail=EXTRACT_FIX),
+         ("novideos", "no video files")),
     # --- queries ---
     Case("query-empty", ("ground", "{one_frame}", ""), ("query 1 ('')", "give at least one word")),
     Case("query-whitespace", ("ground", "{one_frame}", "dogs", "--query", " \t "),
@@ -330,10 +326,7 @@ def _read_only(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def _case_params() -> list[Any]:
-    return [
-        pytest.param(c, id=c.name, marks=[pytest.mark.xfail(strict=True, reason=c.xfail)] if c.xfail else [])
-        for c in CASES
-    ]
+    return [pytest.param(c, id=c.name) for c in CASES]
 
 
 @pytest.mark.parametrize("case", _case_params())

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from readcli.errors import InputFileError, InvalidValueError, choices_text, reject_unknown_keys
-from readcli.fileio import atomic_write_json, atomic_write_text
+from readcli.fileio import atomic_write_json, atomic_write_text, write_failure
 from readcli.training.loop import ProgressCallback, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,10 @@ def run(
             run = prepare_grounding_run(request, pvla)
         job.barrier()  # every rank has checked that --out holds no run before rank 0 writes one
         if job.is_main:
-            out.mkdir(parents=True, exist_ok=True)
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as err:  # e.g. --out under a folder the user cannot write
+                raise write_failure(out / RUN_FILE, err) or err from None
             atomic_write_json(out / RUN_FILE, request.to_json())
         return replace(run.train(out, resume=resume, progress=progress), rank=job.rank)
 

@@ -110,18 +110,22 @@ def run_domains(
         raise InvalidValueError(
             f"--out {out} holds a single-domain run; choose another --out for --domain all"
         )
+    from readcli.training.distributed import env_dist
+
+    main = env_dist().is_main  # under torchrun every rank runs each domain; only rank 0 writes
     names = train_domains(request.data)
-    out.mkdir(parents=True, exist_ok=True)
     base = replace(request, domain="all", train=replace(request.train, select_metric=average_metric(dataset)))
-    atomic_write_json(out / REQUEST_FILE, base.to_json())
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / REQUEST_FILE, base.to_json())
     prefix = average_metric(dataset).removesuffix("-avg")
     rows: list[DomainRow] = []
     for index, domain in enumerate(names):
         if on_domain is not None:
             on_domain(domain, index, len(names))
         rows.append(_one_domain(base, domain, out / domain, prefix, resume=resume, progress=progress))
-        _write_table(out, dataset, prefix, rows)
-    return _write_table(out, dataset, prefix, rows)
+        _write_table(out, dataset, prefix, rows, write=main)
+    return _write_table(out, dataset, prefix, rows, write=main)
 
 
 def _one_domain(
@@ -161,8 +165,11 @@ def _finished_metrics(run_dir: Path, epochs: int) -> dict[str, Any] | None:
     return metrics if done >= epochs and isinstance(metrics.get("best"), dict) else None
 
 
-def _write_table(out: Path, dataset: str, prefix: str, rows: list[DomainRow]) -> DomainsResult:
+def _write_table(
+    out: Path, dataset: str, prefix: str, rows: list[DomainRow], *, write: bool
+) -> DomainsResult:
     average = round(statistics.fmean(r.value for r in rows), 2) if rows else float("nan")
     result = DomainsResult(out=out, dataset=dataset, metric=prefix, rows=list(rows), average=average)
-    atomic_write_json(out / TABLE_FILE, result.to_json())
+    if write:
+        atomic_write_json(out / TABLE_FILE, result.to_json())
     return result

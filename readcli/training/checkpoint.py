@@ -21,10 +21,16 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from readcli.errors import CheckpointError
-from readcli.fileio import atomic_open, atomic_write_json, atomic_write_text
+from readcli.fileio import (
+    atomic_open,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    write_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +67,12 @@ def save_checkpoint(
     target = root / name
     staging = root / f".{name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    save_file(trainable_state(model), str(staging / "trainable.safetensors"))
+    try:
+        staging.mkdir(parents=True)
+    except OSError as err:  # a full disk or a read-only folder: one line, the previous checkpoint kept
+        raise write_failure(staging, err) or err from None
+    # through readcli.fileio (not safetensors' save_file) so a full disk is the same one-line error
+    atomic_write_bytes(staging / "trainable.safetensors", save(trainable_state(model)))
     with atomic_open(staging / "optimizer.pt") as handle:
         torch.save(optimizer.state_dict(), handle)
     atomic_write_json(staging / "state.json", asdict(state))

@@ -101,6 +101,7 @@ def finetune(
     """Fine-tune a frozen backbone with READ (or a baseline method) and PVLA (grounding or summarization)."""
     from readcli.pipelines import finetune as pipeline
     from readcli.pipelines import highlights
+    from readcli.training.distributed import env_dist
     from readcli.training.loop import TrainSettings
 
     if resume is not None and highlights.is_domains_dir(resume):
@@ -129,13 +130,18 @@ def finetune(
     if (request.domain or "").lower() == "all":
         with _Progress() as progress:
             table = highlights.run_domains(
-                request, resume=resume is not None, progress=progress, on_domain=_announce_domain
+                request,
+                resume=resume is not None,
+                progress=progress,
+                on_domain=_announce_domain if env_dist().is_main else None,
             )
-        _render_domains(table)
+        if env_dist().is_main:  # under torchrun every rank gets here; one table is enough
+            _render_domains(table)
         return
     with _Progress() as progress:
         result = pipeline.run(request, resume=resume is not None, progress=progress)
-    _render(result)
+    if result.rank == 0:
+        _render(result)
 
 
 def _require(**options: Any) -> None:
