@@ -13,11 +13,13 @@ import pytest
 import torch
 
 from readcli.errors import InvalidValueError, TrainingError
+from readcli.training.distributed import Dist
 from readcli.training.grounding_loss import (
     GroundingCriterion,
     GroundingLossWeights,
     GroundingTargets,
     HungarianMatcher,
+    matched_count,
 )
 from readcli.training.span_ops import (
     generalized_temporal_iou,
@@ -26,6 +28,7 @@ from readcli.training.span_ops import (
     span_xx_to_cxw,
     temporal_iou,
 )
+from readcli.training.step import Share
 
 # ----------------------------------------------------------------------------------------------- span ops
 
@@ -240,6 +243,52 @@ def test_a_few_optimiser_steps_lower_the_loss() -> None:
         losses.append(out.total.detach())
     assert losses[-1] < 0.3 * losses[0]
     assert out.parts["loss_giou"] < 0.2 and out.parts["loss_saliency"] < 0.1
+
+
+def _rows(outputs: dict[str, Any], rows: slice) -> dict[str, Any]:
+    """The output dict of batch rows `rows` (last layer, saliency, aux layers)."""
+    part = {k: v[rows] for k, v in outputs.items() if k != "aux_outputs"}
+    part["aux_outputs"] = [{k: v[rows] for k, v in aux.items()} for aux in outputs["aux_outputs"]]
+    return part
+
+
+def test_num_boxes_lets_parts_of_a_batch_add_up_to_the_whole_batch() -> None:
+    """What several ranks compute (docs/distributed.md): rows split 3 + 1, each part's span/gIoU sums
+    divided by the global matched count x its share, weighted by the loop's share."""
+    gen = torch.Generator().manual_seed(5)
+    outputs = _random_outputs(gen, b=4, q=3)
+    spans = [torch.tensor([[0.3, 0.2]]), torch.tensor([[0.1, 0.1], [0.3, 0.1], [0.5, 0.1], [0.8, 0.2]]),
+             torch.tensor([[0.2, 0.1], [0.7, 0.3]]), torch.tensor([[0.6, 0.5]])]  # fmt: skip
+    targets = GroundingTargets(spans, torch.randint(0, 12, (4, 2), generator=gen),
+                               torch.randint(0, 12, (4, 2), generator=gen))  # fmt: skip
+    assert matched_count(spans, 3) == 1 + 3 + 2 + 1  # 4 windows, 3 queries: 3 pairs
+    criterion = GroundingCriterion()
+    whole = criterion(outputs, targets)
+    same = criterion(outputs, targets, num_boxes=7)  # the batch's own count: the official mean
+    torch.testing.assert_close(same.total, whole.total, rtol=1e-6, atol=0)
+
+    summed: dict[str, torch.Tensor] = {}
+    official: dict[str, torch.Tensor] = {}  # the parts' own means, weighted the same way
+    for rank, rows in enumerate((slice(0, 3), slice(3, 4))):
+        part_targets = GroundingTargets(spans[rows], targets.saliency_pos[rows], targets.saliency_neg[rows])
+        share = Share(weight=len(spans[rows]) * 2 / 4, job=Dist(rank=rank, world=2))
+        ours = criterion(_rows(outputs, rows), part_targets, num_boxes=share.denominator(7))
+        plain = criterion(_rows(outputs, rows), part_targets)
+        for name in [*whole.parts, "total"]:
+            if name.startswith("class_error"):  # logged, a per-part accuracy
+                continue
+            value = ours.total if name == "total" else ours.parts[name]
+            plain_value = plain.total if name == "total" else plain.parts[name]
+            summed[name] = summed.get(name, 0) + value * share.weight / 2
+            official[name] = official.get(name, 0) + plain_value * share.weight / 2
+    for name, value in summed.items():
+        expected = whole.total if name == "total" else whole.parts[name]
+        torch.testing.assert_close(value, expected, rtol=1e-6, atol=1e-7, msg=name)
+    assert (
+        abs(float((official["loss_span"] - whole.parts["loss_span"]).detach())) > 1e-3
+    )  # why num_boxes exists
+    with pytest.raises(InvalidValueError, match="num_boxes 0 is invalid"):
+        criterion(outputs, targets, num_boxes=0)
 
 
 # ------------------------------------------------------------------------------------ missing targets

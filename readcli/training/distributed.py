@@ -136,6 +136,14 @@ def all_reduce_sum(values: torch.Tensor, job: Dist) -> torch.Tensor:
     return total
 
 
+def all_reduce_max(values: torch.Tensor, job: Dist) -> torch.Tensor:
+    """The element-wise maximum of `values` over ranks (a copy; `values` itself unchanged)."""
+    total = values.clone()
+    if job.enabled:
+        dist.all_reduce(total, op=dist.ReduceOp.MAX)
+    return total
+
+
 def gather_lists(rows: list[Any], job: Dist) -> list[Any]:
     """Every rank's `rows`, concatenated in rank order, on every rank."""
     if not job.enabled:

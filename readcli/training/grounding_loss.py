@@ -38,6 +38,7 @@ __all__ = [
     "GroundingLossWeights",
     "GroundingTargets",
     "HungarianMatcher",
+    "matched_count",
 ]
 
 FOREGROUND, BACKGROUND = 0, 1  # class indices of `pred_logits`, as in the official model
@@ -197,11 +198,20 @@ class GroundingCriterion(nn.Module):
         class_weight[BACKGROUND] = self.weights.eos_coef
         self.register_buffer("empty_weight", class_weight, persistent=False)
 
-    def forward(self, outputs: Mapping[str, Any], targets: GroundingTargets) -> GroundingLossOutput:
-        """Loss of the official model output dict against `targets`; see the module docstring."""
+    def forward(
+        self, outputs: Mapping[str, Any], targets: GroundingTargets, num_boxes: float | None = None
+    ) -> GroundingLossOutput:
+        """Loss of the official model output dict against `targets`; see the module docstring.
+
+        num_boxes: None (official) averages the span and gIoU parts over this batch's matched pairs;
+        a number divides their sums by it instead, as DETR's `num_boxes` does, so that a loss computed
+        in parts (one per rank) can add up to the loss of the whole batch (docs/distributed.md).
+        """
+        if num_boxes is not None and not (math.isfinite(num_boxes) and num_boxes > 0):
+            raise InvalidValueError(f"num_boxes {num_boxes!r} is invalid: use a finite number > 0 or None")
         logits, spans = _layer_outputs(outputs, "outputs")
         tgt_spans = _checked_spans(targets.spans, batch=logits.shape[0], device=spans.device)
-        parts = self._set_losses(logits, spans, tgt_spans, suffix="")
+        parts = self._set_losses(logits, spans, tgt_spans, suffix="", num_boxes=num_boxes)
         parts["loss_saliency"] = self._saliency_loss(outputs, targets, batch=logits.shape[0])
         aux = list(outputs.get("aux_outputs") or []) if self.weights.aux_loss else []
         for i, aux_out in enumerate(aux):
@@ -211,7 +221,7 @@ class GroundingCriterion(nn.Module):
                     f"aux_outputs[{i}] has shapes {tuple(aux_logits.shape)}/{tuple(aux_spans.shape)}: "
                     f"expected those of the last layer, {tuple(logits.shape)}/{tuple(spans.shape)}"
                 )
-            parts.update(self._set_losses(aux_logits, aux_spans, tgt_spans, suffix=f"_{i}"))
+            parts.update(self._set_losses(aux_logits, aux_spans, tgt_spans, f"_{i}", num_boxes))
         weight_dict = self.weights.weight_dict(len(aux))
         total = sum(
             (parts[k] * weight_dict[k] for k in parts if k in weight_dict),
@@ -220,7 +230,12 @@ class GroundingCriterion(nn.Module):
         return GroundingLossOutput(total=total, parts=parts)
 
     def _set_losses(
-        self, logits: torch.Tensor, spans: torch.Tensor, tgt_spans: list[torch.Tensor], suffix: str
+        self,
+        logits: torch.Tensor,
+        spans: torch.Tensor,
+        tgt_spans: list[torch.Tensor],
+        suffix: str,
+        num_boxes: float | None,
     ) -> dict[str, torch.Tensor]:
         """Match one decoder layer's queries, then its span L1, gIoU, label loss and class error."""
         matching = self.matcher(logits, spans, tgt_spans)
@@ -230,9 +245,12 @@ class GroundingCriterion(nn.Module):
         target = torch.cat([t[j] for t, (_, j) in zip(tgt_spans, matching, strict=True)])  # (n, 2)
         logits = logits.float()  # (B, Q, 2)
         if len(target) > 0:
-            loss_span = F.l1_loss(matched, target, reduction="none").mean()
+            l1 = F.l1_loss(matched, target, reduction="none")  # (n, 2)
             giou = paired_generalized_temporal_iou(span_cxw_to_xx(matched), span_cxw_to_xx(target))  # (n,)
-            loss_giou = (1 - giou).mean()
+            if num_boxes is None:  # the official means, kept as they are for bit-for-bit parity
+                loss_span, loss_giou = l1.mean(), (1 - giou).mean()
+            else:  # sums over the given count (2 coordinates per box, as the official mean has)
+                loss_span, loss_giou = l1.sum() / (2 * num_boxes), (1 - giou).sum() / num_boxes
             with torch.no_grad():
                 hits = (logits[batch_idx, query_idx].argmax(-1) == FOREGROUND).float().sum()
             class_error = 100 - hits * (100.0 / len(target))  # the official `accuracy` arithmetic
@@ -272,6 +290,12 @@ class GroundingCriterion(nn.Module):
         neg_scores = scores.gather(1, neg)  # (B, P)
         hinge = (self.weights.saliency_margin + neg_scores - pos_scores).clamp(min=0)  # (B, P)
         return hinge.sum() / (pos.shape[0] * pos.shape[1]) * 2  # "* 2 to keep the loss the same scale"
+
+
+def matched_count(spans: Sequence[torch.Tensor], num_queries: int) -> int:
+    """How many (query, span) pairs the matcher makes: min(Q, n_i) per row (a one-to-one assignment
+    of a (Q, n_i) cost matrix), known before matching; the count `num_boxes` generalises."""
+    return sum(min(num_queries, len(t)) for t in spans)
 
 
 def _layer_outputs(outputs: Mapping[str, Any], where: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,7 +4,8 @@ The model is any backbone with Moment-DETR's inputs and a `saliency_scores` (B, 
 Moment-DETR). Loss: UMT's `DynamicBCELoss` on the saliency logits against the per-clip target scaled
 to [0, 1] (YouTube: `match > 0`; TVSum: the annotators' mean, (mean - 1) / 4 = the official
 (sum - 20) / 80), weighted by the clip mask and averaged over all B x N_V positions as the official
-`reduction='mean'` does. Metrics: YouTube Highlights mAP or TVSum top-5 mAP, per domain and averaged
+`reduction='mean'` does (under several processes: over global B x the global batch's longest video,
+docs/distributed.md). Metrics: YouTube Highlights mAP or TVSum top-5 mAP, per domain and averaged
 (readcli.evaluation). docs/umt.md.
 
 Dimension letters: B batch, N_V clips.
@@ -24,7 +25,9 @@ from readcli.data.collate import MomentBatch, collate_moments
 from readcli.data.moments import MomentDataset
 from readcli.errors import InvalidValueError, choices_text
 from readcli.evaluation import tvsum_top5_map, youtube_highlight_map
+from readcli.training.distributed import all_reduce_max
 from readcli.training.loop import EvalOutput, StepOutput, batches_of
+from readcli.training.step import current_share
 
 # dataset -> (the range of its per-clip scores, its metric, the metric key prefix)
 HIGHLIGHT_DATASETS: dict[str, tuple[tuple[float, float], Any, str]] = {
@@ -52,9 +55,35 @@ def domain_metric(dataset: str, domain: str) -> str:
     return f"{HIGHLIGHT_DATASETS[check_dataset(dataset)][2]}-{domain}"
 
 
-def saliency_bce(scores: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """UMT's DynamicBCELoss: BCE-with-logits weighted by the clip mask, mean over all B x N_V."""
-    return F.binary_cross_entropy_with_logits(scores.float(), target.float(), weight=mask.float())
+def saliency_bce(
+    scores: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, positions: float | None = None
+) -> torch.Tensor:
+    """UMT's DynamicBCELoss: BCE-with-logits weighted by the clip mask, mean over all B x N_V.
+
+    positions: None (official) divides by this batch's B x N_V; a number divides the masked sum by it
+    instead, so that per-rank parts of a batch can add up to the whole batch's mean.
+    """
+    if positions is None:
+        return F.binary_cross_entropy_with_logits(scores.float(), target.float(), weight=mask.float())
+    terms = F.binary_cross_entropy_with_logits(
+        scores.float(), target.float(), weight=mask.float(), reduction="none"
+    )  # (B, N_V)
+    return terms.sum() / positions
+
+
+def bce_positions(batch_size: int, num_clips: int, device: torch.device) -> float | None:
+    """The BCE normaliser of this rank's step: None (this batch's B x N_V) in one process; under
+    several, B x the longest video of the whole global batch (the N_V one process pads to).
+
+    The loop weights a rank's loss by B / global B (x world, then DDP's mean over ranks), so the ranks'
+    masked sums over B x N_V(global) add up to the one-process sum over global B x N_V(global). A
+    stand-in example (weight 0) is one of the batch's own, so it cannot raise the maximum.
+    """
+    share = current_share()
+    if not share.job.enabled:
+        return None
+    longest = all_reduce_max(torch.tensor([num_clips], dtype=torch.int64, device=device), share.job)
+    return float(batch_size * int(longest[0]))
 
 
 @dataclass
@@ -77,12 +106,18 @@ class HighlightTask:
     def num_train_batches(self, batch_size: int) -> int:
         return -(-len(self.train) // batch_size)
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[MomentBatch]:
+    def train_index_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
         epoch = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        self.train.set_epoch(epoch)
+        self.train.set_epoch(epoch)  # re-draws the saliency pairs, reproducibly per epoch
         order = torch.randperm(len(self.train), generator=generator).tolist()
-        for indices in batches_of(order, batch_size):
-            yield collate_moments([self.train[i] for i in indices])
+        yield from batches_of(order, batch_size)
+
+    def train_collate(self, indices: list[int]) -> MomentBatch:
+        return collate_moments([self.train[i] for i in indices])
+
+    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[MomentBatch]:
+        for indices in self.train_index_batches(batch_size, generator):
+            yield self.train_collate(indices)
 
     def targets(self, batch: MomentBatch) -> torch.Tensor:
         """(B, N_V) in [0, 1]: the per-clip score scaled by the dataset's score range, 0 at padding."""
@@ -95,7 +130,9 @@ class HighlightTask:
         collect = self.pvla is not None and self.pvla.weight > 0
         model.collect_block_states = collect  # type: ignore[assignment]
         outputs = model(**batch.model_inputs())
-        loss = saliency_bce(outputs["saliency_scores"], self.targets(batch), batch.src_vid_mask)
+        mask = batch.src_vid_mask  # (B, N_V)
+        positions = bce_positions(mask.shape[0], mask.shape[1], device)
+        loss = saliency_bce(outputs["saliency_scores"], self.targets(batch), mask, positions)
         parts = {"loss_saliency": loss}
         total = loss
         if collect:
@@ -106,13 +143,19 @@ class HighlightTask:
 
     @torch.no_grad()
     def predict(
-        self, model: torch.nn.Module, dataset: MomentDataset, device: torch.device
+        self,
+        model: torch.nn.Module,
+        dataset: MomentDataset,
+        device: torch.device,
+        indices: Sequence[int] | None = None,
     ) -> list[dict[str, Any]]:
-        """One row per video: `pred_saliency_scores` for every annotated clip (missing clips last)."""
+        """One row per video (of `dataset`, or of its examples at `indices`, in order):
+        `pred_saliency_scores` for every annotated clip (missing clips last)."""
         model.collect_block_states = False  # type: ignore[assignment]
         rows: list[dict[str, Any]] = []
-        for indices in batches_of(list(range(len(dataset))), self.eval_batch_size):
-            batch = collate_moments([dataset[i] for i in indices]).to(device)
+        wanted = list(range(len(dataset))) if indices is None else list(indices)
+        for chunk in batches_of(wanted, self.eval_batch_size):
+            batch = collate_moments([dataset[i] for i in chunk]).to(device)
             scores = model(**batch.model_inputs())["saliency_scores"].float().cpu()  # (B, N_V)
             lengths = batch.src_vid_mask.sum(1).long().cpu().tolist()
             for qid, vid, row, n in zip(batch.qids, batch.vids, scores, lengths, strict=True):
@@ -124,6 +167,17 @@ class HighlightTask:
         return rows
 
     def evaluate(self, model: torch.nn.Module, device: torch.device) -> EvalOutput:
-        predictions = self.predict(model, self.val, device)
+        return self.eval_score(self.predict(model, self.val, device))
+
+    # sharded evaluation under several processes (readcli.training.loop.TrainTask)
+    def eval_size(self) -> int:
+        return len(self.val)
+
+    def eval_predict(
+        self, model: torch.nn.Module, device: torch.device, indices: Sequence[int]
+    ) -> list[dict[str, Any]]:
+        return self.predict(model, self.val, device, indices)
+
+    def eval_score(self, predictions: list[dict[str, Any]]) -> EvalOutput:
         metric = HIGHLIGHT_DATASETS[self.dataset][1]
         return EvalOutput(metrics=metric(predictions, list(self.val_ground_truth)), predictions=predictions)

@@ -1,13 +1,19 @@
 """One optimisation step, in one process or as one rank of several: autocast, a rank-consistent
 finite check, backward (DDP averages the gradients), clipping, the optimiser step.
 
+While the task's `train_step` runs, `current_share()` tells it this rank's share of the global batch,
+for losses whose normaliser is a batch-level count (docs/distributed.md, "Losses normalised by a
+count").
+
 Kept apart from the loop (readcli/training/loop.py) so that benchmarks time exactly the loop's step.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -22,6 +28,50 @@ class StepOutput:
 
     total: torch.Tensor
     parts: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Share:
+    """The part of the global batch that the running `train_step` computes (docs/distributed.md).
+
+    weight: the loop's loss weight for this rank, part size x world / global batch size (1 in one
+    process, 0 for the stand-in example of an empty part). The rank's loss is multiplied by it and DDP
+    averages over ranks, so the update is the gradient of sum over ranks of weight / world x loss.
+    """
+
+    weight: float = 1.0
+    job: Dist = field(default_factory=Dist)
+
+    def denominator(self, global_count: float) -> float:
+        """What to divide this rank's *sum* of per-item losses by so that, after the weighting and
+        DDP's average, the ranks' contributions add up to the mean over `global_count` items of the
+        whole global batch: `global_count x weight / world` (DETR's `num_boxes`, share-corrected).
+
+        0 for a stand-in (weight 0): the caller then keeps its own local mean, which is weighted 0.
+        """
+        return global_count * self.weight / self.job.world
+
+
+_SHARE: ContextVar[Share | None] = ContextVar("readcli_step_share", default=None)  # None: one whole batch
+
+
+def current_share() -> Share:
+    """This rank's share of the step being run by `Stepper.step`; one whole batch outside of it.
+
+    For losses normalised by a batch-level count (matched windows, padded positions) rather than by
+    examples: the loop's share weighting is exact only for means over examples.
+    """
+    return _SHARE.get() or Share()
+
+
+@contextmanager
+def sharing(share: Share) -> Iterator[Share]:
+    """Make `share` the `current_share()` for the duration (the Stepper, around `train_step`)."""
+    token = _SHARE.set(share)
+    try:
+        yield share
+    finally:
+        _SHARE.reset(token)
 
 
 class StepTask(Protocol):
@@ -66,7 +116,7 @@ class Stepper:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=fp16)
 
     def step(self, batch: Any, weight: float, epoch: int, step: int) -> dict[str, float]:
-        with autocast(self.device, self.amp):
+        with autocast(self.device, self.amp), sharing(Share(weight, self.job)):
             output = self.task.train_step(self.model, batch, self.device)
         parts = global_parts(output, weight, self.job, epoch, step)
         self.optimizer.zero_grad(set_to_none=True)
