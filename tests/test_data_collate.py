@@ -11,7 +11,9 @@ from readcli.data.moments import MomentItem
 from readcli.errors import InvalidValueError
 
 
-def item(n_v: int, n_l: int, *, d_v: int = 5, pairs: int = 2, windows: int = 1) -> MomentItem:
+def item(
+    n_v: int, n_l: int, *, d_v: int = 5, pairs: int = 2, windows: int = 1, audio: int | None = None
+) -> MomentItem:
     rng = np.random.default_rng(n_v)
     return MomentItem(
         qid=n_v, vid=f"v{n_v}", query="q", duration=2.0 * n_v, domain=None,
@@ -19,6 +21,7 @@ def item(n_v: int, n_l: int, *, d_v: int = 5, pairs: int = 2, windows: int = 1) 
         span_labels=np.full((windows, 2), 0.5, np.float32),
         saliency_pos=np.arange(pairs, dtype=np.int64), saliency_neg=np.arange(pairs, dtype=np.int64) + 1,
         saliency_valid=True, saliency=np.arange(n_v, dtype=np.float32) + 1, has_labels=True,
+        audio=None if audio is None else rng.normal(size=(audio, 3)).astype(np.float32),
     )  # fmt: skip
 
 
@@ -70,3 +73,22 @@ def test_only_the_collate_module_imports_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_audio_is_padded_like_the_video_and_passed_only_when_present() -> None:
+    a, b = item(4, 2, audio=4), item(6, 2, audio=6)
+    batch = collate_moments([a, b])
+    assert (
+        batch.src_aud is not None
+        and batch.src_aud.shape == (2, 6, 3)
+        and batch.src_aud.dtype == torch.float32
+    )
+    assert torch.equal(batch.src_aud[0, :4], torch.from_numpy(a.audio)) and (batch.src_aud[0, 4:] == 0).all()
+    assert set(batch.model_inputs()) == {"src_txt", "src_txt_mask", "src_vid", "src_vid_mask", "src_aud"}
+    assert batch.to(torch.device("meta")).src_aud.device.type == "meta"  # type: ignore[union-attr]
+    plain = collate_moments([item(4, 2), item(6, 2)])
+    assert plain.src_aud is None and "src_aud" not in plain.model_inputs()
+    with pytest.raises(InvalidValueError, match="1 of 2 items in a batch have no audio"):
+        collate_moments([a, item(6, 2)])
+    with pytest.raises(InvalidValueError, match="qid 4: 3 audio rows for 4 video clips"):
+        collate_moments([item(4, 2, audio=3)])

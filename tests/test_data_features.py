@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from readcli.data.features import (
+    assemble_clips,
     assemble_video,
     l2_normalize,
     peek_shape,
@@ -15,7 +17,7 @@ from readcli.data.features import (
     temporal_endpoint_feature,
 )
 from readcli.data.spec import StreamSpec, VideoFeatureSpec
-from readcli.errors import InputFileError
+from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.store import save_feature_array
 
 
@@ -47,6 +49,32 @@ def test_assemble_cuts_to_shortest_stream_and_max_v_l_then_appends_tef() -> None
     # labels covering fewer clips (highlight datasets) cut further, and the TEF follows
     short = assemble_video([a, b], s, num_clips=5)
     np.testing.assert_allclose(short[:, 5:], temporal_endpoint_feature(5))
+
+
+def test_audio_is_cut_to_the_same_clips_as_video_and_labels() -> None:
+    """UMT's rule: num_clips = min(video rows, audio rows, labelled clips); the TEF follows that count."""
+    rng = np.random.default_rng(2)
+    video, audio = rng.normal(size=(9, 3)), rng.normal(size=(7, 2))
+    s = VideoFeatureSpec(
+        streams=(StreamSpec("v", 3, l2_normalize=False),), text_dim=4, max_v_l=None,
+        audio=StreamSpec("audio", 2, l2_normalize=False),
+    )  # fmt: skip
+    v, a = assemble_clips([video], s, audio=audio)
+    assert a is not None and v.shape == (7, 3 + 2) and a.shape == (7, 2) and a.dtype == np.float32
+    np.testing.assert_allclose(a, audio, rtol=1e-6)  # raw, as UMT feeds it
+    np.testing.assert_allclose(v[:, 3:], temporal_endpoint_feature(7))
+    v, a = assemble_clips([video], s, audio=audio, num_clips=4)  # the labels cover fewer clips
+    assert a is not None and len(v) == len(a) == 4
+    v, a = assemble_clips([video[:3]], replace(s, max_v_l=2), audio=audio)
+    assert a is not None and len(v) == len(a) == 2
+    normalised = replace(s, audio=StreamSpec("audio", 2, l2_normalize=True))
+    rows = assemble_clips([video], normalised, audio=audio)[1]
+    assert rows is not None
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1.0, atol=5e-5)
+    with pytest.raises(InvalidValueError, match="no audio array for a spec with audio"):
+        assemble_clips([video], s)
+    with pytest.raises(InvalidValueError, match="an audio array for a spec without audio"):
+        assemble_clips([video], replace(s, audio=None), audio=audio)
 
 
 def test_text_is_cut_to_max_q_l_and_normalised() -> None:

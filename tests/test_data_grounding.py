@@ -178,3 +178,84 @@ def test_without_a_declared_order_the_bundle_order_is_used(tmp_path: Path) -> No
     (tmp_path / "dataset.json").write_text(json.dumps(manifest))
     with pytest.raises(InvalidValueError, match="stream 'slowfast' L2 normalisation bundle False vs data"):
         load_grounding_split(tmp_path, "val", expected_spec=bundle)
+
+
+def youtube_rows(root: Path, clips: int = 6, audio_clips: int | None = 5) -> None:
+    """Two YouTube Highlights rows with raw video (width 3), text, and audio (width 2) unless None."""
+    match = [1, 0] * (clips // 2)
+    rows = [
+        {"qid": f"v{i}", "vid": f"v{i}", "duration": 12.0, "domain": "dog", "match": match} for i in range(2)
+    ]
+    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for r in rows:
+        save_feature_array(
+            root / "video_features" / "i3d" / f"{r['vid']}.npz", "features", np.full((clips, 3), 3.0)
+        )
+        save_feature_array(
+            root / "text_features" / f"qid{r['qid']}.npz", "last_hidden_state", np.full((2, 4), 2.0)
+        )
+        if audio_clips is not None:
+            save_feature_array(
+                root / "audio_features" / f"{r['vid']}.npz", "features", np.ones((audio_clips, 2))
+            )
+
+
+def test_highlight_defaults_are_umt_raw_features_and_the_manifest_can_override(tmp_path: Path) -> None:
+    youtube_rows(tmp_path, audio_clips=None)
+    spec = load_grounding_split(tmp_path, "train").spec
+    assert (spec.tef, spec.normalize_text, spec.streams[0].l2_normalize, spec.audio) == (
+        False,
+        False,
+        False,
+        None,
+    )
+    item = load_grounding_split(tmp_path, "train").dataset[0]
+    np.testing.assert_array_equal(item.video, np.full((6, 3), 3.0))  # raw: no TEF, no L2
+    np.testing.assert_array_equal(item.text, np.full((2, 4), 2.0))
+    (tmp_path / "dataset.json").write_text(
+        json.dumps({"tef": True, "normalize_video": True, "normalize_text": True})
+    )
+    spec = load_grounding_split(tmp_path, "train").spec
+    assert (spec.tef, spec.normalize_text, spec.streams[0].l2_normalize, spec.video_dim) == (
+        True,
+        True,
+        True,
+        5,
+    )
+    (tmp_path / "dataset.json").write_text(
+        json.dumps({"video_streams": [{"name": "i3d", "l2_normalize": True}]})
+    )
+    assert (
+        load_grounding_split(tmp_path, "train").spec.streams[0].l2_normalize
+    )  # per stream beats the default
+    overridden = load_grounding_split(tmp_path, "train", spec_overrides={"normalize_video": False})
+    assert not overridden.spec.streams[0].l2_normalize  # the explicit override beats the manifest
+    (tmp_path / "qvh").mkdir()
+    qvh = make_dataset(tmp_path / "qvh")  # QVHighlights keeps Moment-DETR's preprocessing
+    assert qvh and load_grounding_split(tmp_path / "qvh", "train").spec.streams[0].l2_normalize
+
+
+def test_audio_features_are_read_cut_and_recorded_in_the_spec(tmp_path: Path) -> None:
+    youtube_rows(tmp_path, clips=6, audio_clips=5)
+    loaded = load_grounding_split(tmp_path, "train")
+    assert loaded.spec.audio == StreamSpec("audio", 2, l2_normalize=False) and loaded.spec.audio_dim == 2
+    item = loaded.dataset[0]
+    assert item.audio is not None and item.video.shape == (5, 3) and item.audio.shape == (5, 2)
+    assert item.saliency.shape == (5,)  # video, audio and labels cut to min(6, 5, 6) clips
+    val = load_grounding_split(tmp_path, "train", expected_spec=loaded.spec)
+    assert val.spec is loaded.spec
+    (tmp_path / "dataset.json").write_text(json.dumps({"audio_dir": None}))  # present, but left out
+    without = load_grounding_split(tmp_path, "train")
+    assert without.spec.audio is None and without.dataset[0].audio is None
+    with pytest.raises(InvalidValueError, match="audio features bundle 2-wide vs data in .* none"):
+        load_grounding_split(tmp_path, "train", expected_spec=loaded.spec)
+    (tmp_path / "dataset.json").write_text(json.dumps({"audio_dir": "pann"}))
+    with pytest.raises(InputFileError, match="audio feature directory not found: .*pann"):
+        load_grounding_split(tmp_path, "train")
+    (tmp_path / "dataset.json").unlink()
+    (tmp_path / "audio_features" / "v1.npz").unlink()
+    with pytest.raises(FeatureMissingError, match="audio.*vid v1"):
+        load_grounding_split(tmp_path, "train")
+    save_feature_array(tmp_path / "audio_features" / "v1.npz", "features", np.ones((5, 7)))
+    with pytest.raises(InputFileError, match="v1.npz: audio feature dimension 7, expected 2"):
+        load_grounding_split(tmp_path, "train")

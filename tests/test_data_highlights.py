@@ -84,10 +84,11 @@ def test_per_domain_split_yields_the_grounding_batch_format(shared_data: Path, t
     shutil.copy(shared_data / YT.format("train"), tmp_path / "train.jsonl")
     rows = select_domain(load(shared_data, YT, "train"), "parkour")
     rng = np.random.default_rng(0)
+    saved = {}
     for ann in rows:  # one feature row per annotated clip (+1 extra row, cut off to match the labels)
-        n = ann.num_clips or 0
+        saved[ann.vid] = rng.normal(size=((ann.num_clips or 0) + 1, 4)).astype(np.float32)
         save_feature_array(
-            tmp_path / "video_features" / "clip" / f"{ann.vid}.npz", "features", rng.normal(size=(n + 1, 4))
+            tmp_path / "video_features" / "clip" / f"{ann.vid}.npz", "features", saved[ann.vid]
         )
     save_feature_array(
         tmp_path / "text_features" / "domain_parkour.npz", "last_hidden_state", rng.normal(size=(1, 3))
@@ -95,11 +96,15 @@ def test_per_domain_split_yields_the_grounding_batch_format(shared_data: Path, t
     loaded = load_grounding_split(tmp_path, "train", domain="par")
     assert len(loaded.dataset) == 18 and loaded.spec.max_v_l is None
     items = [loaded.dataset[i] for i in range(3)]
+    assert not loaded.spec.tef and not loaded.spec.normalize_text and not loaded.spec.streams[0].l2_normalize
     for item, ann in zip(items, rows, strict=False):
-        assert item.video.shape == (ann.num_clips, 6) and item.span_labels.shape == (0, 2)
+        assert item.span_labels.shape == (0, 2) and item.audio is None
+        # UMT's loaders feed the raw features: no TEF, no L2 normalisation, cut to the labelled clips
+        np.testing.assert_array_equal(item.video, saved[ann.vid][: ann.num_clips])
     batch = collate_moments(items)
     longest = max(ann.num_clips or 0 for ann in rows[:3])
-    assert batch.src_vid.shape == (3, longest, 6) and batch.saliency_all_labels.shape == (3, longest)
+    assert batch.src_vid.shape == (3, longest, 4) and batch.saliency_all_labels.shape == (3, longest)
+    assert batch.src_aud is None and "src_aud" not in batch.model_inputs()
     assert batch.domains == ["parkour"] * 3 and batch.saliency_valid.all()
     np.testing.assert_array_equal(
         batch.saliency_all_labels[0, : rows[0].num_clips].numpy(),

@@ -69,3 +69,33 @@ def test_invalid_specs_are_refused() -> None:
         spec(("clip", 512), max_v_l=0)
     with pytest.raises(InvalidValueError, match="plain directory name"):
         StreamSpec("../x", 3)
+
+
+def test_audio_stream_round_trips_and_is_checked() -> None:
+    audio = StreamSpec("audio", 2048, l2_normalize=False)
+    with_audio = spec(("i3d", 2048), tef=False, audio=audio)
+    assert "audio" not in spec(("clip", 512)).to_json()  # bundles without audio keep their old form
+    again = VideoFeatureSpec.from_json(json.loads(json.dumps(with_audio.to_json())))
+    assert again == with_audio and again.audio_dim == 2048
+    with pytest.raises(InvalidValueError, match="audio features bundle 2048-wide vs data none"):
+        with_audio.require_compatible(spec(("i3d", 2048), tef=False))
+    with pytest.raises(InvalidValueError, match="audio width bundle 2048 vs data 128; audio L2"):
+        with_audio.require_compatible(spec(("i3d", 2048), tef=False, audio=StreamSpec("audio", 128)))
+
+
+def test_require_input_dims_names_the_audio_on_both_sides() -> None:
+    video_only = spec(("i3d", 2048), tef=False)
+    with_audio = spec(("i3d", 2048), tef=False, audio=StreamSpec("audio", 2048, l2_normalize=False))
+    with_audio.require_input_dims(video_dim=2048, text_dim=512, audio_dim=2048)
+    with_audio.require_input_dims(video_dim=2048, text_dim=512)  # None: the caller builds no audio
+    with pytest.raises(InvalidValueError) as err:
+        video_only.require_input_dims(video_dim=2048, text_dim=512, audio_dim=2048, model="backbone umt-s")
+    message = str(err.value)
+    assert message.startswith("features do not fit backbone umt-s: audio input: the backbone takes 2048-wide")
+    assert "the data has none" in message and "\n" not in message
+    with pytest.raises(
+        InvalidValueError, match="the data has 2048-wide audio features .* the backbone takes no"
+    ):
+        with_audio.require_input_dims(video_dim=2048, text_dim=512, audio_dim=0, model="moment_detr")
+    with pytest.raises(InvalidValueError, match="audio input width: expected 128, found 2048"):
+        with_audio.require_input_dims(video_dim=2048, text_dim=512, audio_dim=128)

@@ -1,11 +1,12 @@
 """Batching items into padded torch tensors with masks (the only data module that imports torch).
 
-Dimension letters: B batch, N_V video clips, D_v video width, N_L text tokens, D_t text width,
-P saliency pairs, S input tokens, R target tokens, T video frames.
+Dimension letters: B batch, N_V video clips, D_v video width, D_A audio width, N_L text tokens,
+D_t text width, P saliency pairs, S input tokens, R target tokens, T video frames.
 
 Grounding batches use the official Moment-DETR argument names and conventions: `src_vid`,
 `src_vid_mask`, `src_txt`, `src_txt_mask`, masks float32 1.0 = valid / 0.0 = padding (the official
-`pad_sequences_1d`; its model calls `.bool()` on them), padding rows zero, right-padded.
+`pad_sequences_1d`; its model calls `.bool()` on them), padding rows zero, right-padded. UMT's audio
+(`src_aud`) has one row per video clip, so it is padded like `src_vid` and shares its mask.
 """
 
 from __future__ import annotations
@@ -56,15 +57,19 @@ class MomentBatch:
     queries: list[str]
     durations: list[float]  # seconds
     domains: list[str | None]
+    src_aud: torch.Tensor | None = None  # (B, N_V, D_A) float32, zero-padded, mask src_vid_mask
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
-        """Keyword arguments for a Moment-DETR-style forward."""
-        return {
+        """Keyword arguments for a Moment-DETR-style forward (`src_aud` only when the data has audio)."""
+        inputs = {
             "src_txt": self.src_txt,
             "src_txt_mask": self.src_txt_mask,
             "src_vid": self.src_vid,
             "src_vid_mask": self.src_vid_mask,
         }
+        if self.src_aud is not None:
+            inputs["src_aud"] = self.src_aud
+        return inputs
 
     def targets(self) -> dict[str, Any]:
         """Targets in the official criterion's format (`span_labels` as a list of {"spans": ...})."""
@@ -96,6 +101,7 @@ def collate_moments(items: Sequence[MomentItem]) -> MomentBatch:
         raise InvalidValueError(f"items carry different numbers of saliency pairs: {sorted(pair_counts)}")
     src_vid, src_vid_mask = pad_rows([item.video for item in items])  # (B, N_V, D_v), (B, N_V)
     src_txt, src_txt_mask = pad_rows([item.text for item in items])  # (B, N_L, D_t), (B, N_L)
+    src_aud = _pad_audio(items)  # (B, N_V, D_A) or None
     saliency = np.zeros(src_vid_mask.shape, dtype=np.float32)  # (B, N_V)
     for row, item in enumerate(items):
         saliency[row, : len(item.saliency)] = item.saliency
@@ -114,7 +120,25 @@ def collate_moments(items: Sequence[MomentItem]) -> MomentBatch:
         queries=[item.query for item in items],
         durations=[item.duration for item in items],
         domains=[item.domain for item in items],
+        src_aud=src_aud,
     )
+
+
+def _pad_audio(items: Sequence[MomentItem]) -> torch.Tensor | None:
+    """(B, N_V, D_A) zero-padded audio, whose valid rows are exactly the video's (one mask for both)."""
+    audio = [item.audio for item in items if item.audio is not None]
+    if not audio:
+        return None
+    if len(audio) != len(items):
+        raise InvalidValueError(f"{len(items) - len(audio)} of {len(items)} items in a batch have no audio")
+    for item, rows in zip(items, audio, strict=True):
+        if len(rows) != len(item.video):
+            raise InvalidValueError(
+                f"qid {item.qid}: {len(rows)} audio rows for {len(item.video)} video clips "
+                "(audio and video must be cut to the same clips)"
+            )
+    padded, _ = pad_rows(audio)  # (B, N_V, D_A), the mask equals src_vid_mask
+    return padded
 
 
 class _Indexable(Protocol[T_co]):

@@ -1,12 +1,14 @@
 """Feature files on disk -> model input arrays, following the official Moment-DETR data pipeline.
 
 Dimension letters: N_V video clips, N_L text tokens, D_s one stream's width, D_v video input width
-(streams + TEF), D_t text width.
+(streams + TEF), D_t text width, D_A audio width.
 
-Video: every stream `{dir}/{vid}.npz` (key `features`, one row per clip) is cut to max_v_l rows and
-L2-normalised per row, all streams are cut to the shortest one, concatenated in the declared order,
-and the 2-d temporal endpoint feature is appended. Text: `qid{qid}.npz` (key `last_hidden_state`) is
-cut to max_q_l tokens and L2-normalised. Every file is read through `load_feature_array`.
+Video: every stream `{dir}/{vid}.npz` (key `features`, one row per clip) and the optional audio
+`audio_features/{vid}.npz` are cut to one clip count N_V = min(every stream's rows, audio rows,
+max_v_l, labelled clips) (UMT's `num_clips = min(video, audio, saliency)`), L2-normalised per row
+where the spec says so, the video streams concatenated in the declared order, and the 2-d temporal
+endpoint feature appended when enabled. Text: `qid{qid}.npz` (key `last_hidden_state`) is cut to
+max_q_l tokens and L2-normalised when enabled. Every file is read through `load_feature_array`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ import numpy as np
 from readcli.data.annotations import MomentAnnotation
 from readcli.data.errors import FeatureMissingError
 from readcli.data.spec import StreamSpec, VideoFeatureSpec
-from readcli.errors import InputFileError
+from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.store import TEXT_KEY, VIDEO_KEY, load_feature_array
 
 L2_EPS = 1e-5  # the official `l2_normalize_np_array` adds this to the norm
@@ -40,25 +42,47 @@ def temporal_endpoint_feature(num_clips: int) -> np.ndarray:
     return np.stack([start, start + np.float32(1.0 / num_clips)], axis=1)  # (N_V, 2)
 
 
+def _prepare_stream(array: np.ndarray, stream: StreamSpec, length: int) -> np.ndarray:
+    array = array[:length]  # (N_V, D_s)
+    return l2_normalize(array) if stream.l2_normalize else array.astype(np.float32)
+
+
+def assemble_clips(
+    streams: Sequence[np.ndarray],
+    spec: VideoFeatureSpec,
+    *,
+    audio: np.ndarray | None = None,
+    num_clips: int | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-stream (N_s, D_s) arrays in spec order (+ audio (N_a, D_A)) -> (N_V, D_v), (N_V, D_A) or None.
+
+    N_V = min(every stream's rows, audio rows, max_v_l, num_clips): extractors differ by a clip, and
+    `num_clips` is how many clips the labels cover (highlight datasets), so features, audio and
+    targets line up as UMT's loader does; the TEF is computed over the final N_V.
+    """
+    if (audio is None) != (spec.audio is None):
+        raise InvalidValueError(
+            "audio features and the feature spec disagree: "
+            f"{'no audio array' if audio is None else 'an audio array'} for a spec "
+            f"{'without' if spec.audio is None else 'with'} audio"
+        )
+    lengths = [len(a) for a in streams] + ([len(audio)] if audio is not None else [])
+    length = min(lengths + [n for n in (spec.max_v_l, num_clips) if n is not None])
+    cut = [_prepare_stream(a, s, length) for a, s in zip(streams, spec.streams, strict=True)]
+    video = np.concatenate(cut, axis=1)  # (N_V, sum D_s)
+    if spec.tef:
+        video = np.concatenate([video, temporal_endpoint_feature(length)], axis=1)  # (N_V, D_v)
+    if audio is None or spec.audio is None:
+        return video, None
+    return video, _prepare_stream(audio, spec.audio, length)  # (N_V, D_v), (N_V, D_A)
+
+
 def assemble_video(
     streams: Sequence[np.ndarray], spec: VideoFeatureSpec, *, num_clips: int | None = None
 ) -> np.ndarray:
-    """Per-stream (N_s, D_s) arrays in spec order -> (N_V, D_v) model input.
-
-    N_V = min(shortest stream, max_v_l, num_clips): `num_clips` is how many clips the labels cover
-    (highlight datasets), so features and targets line up as UMT's loader does; the TEF is computed
-    over the final N_V.
-    """
-    limits = [n for n in (spec.max_v_l, num_clips) if n is not None]
-    cut = []
-    for array, stream in zip(streams, spec.streams, strict=True):
-        array = array[: min(limits)] if limits else array  # (N_s, D_s)
-        cut.append(l2_normalize(array) if stream.l2_normalize else array.astype(np.float32))
-    length = min(len(a) for a in cut)  # some extractors emit a clip more than others
-    video = np.concatenate([a[:length] for a in cut], axis=1)  # (N_V, sum D_s)
-    if spec.tef:
-        video = np.concatenate([video, temporal_endpoint_feature(length)], axis=1)  # (N_V, D_v)
-    return video
+    """Per-stream (N_s, D_s) arrays in spec order -> (N_V, D_v) model input (a spec without audio)."""
+    video, _ = assemble_clips(streams, replace(spec, audio=None), num_clips=num_clips)
+    return video  # (N_V, D_v)
 
 
 def prepare_text(array: np.ndarray, spec: VideoFeatureSpec) -> np.ndarray:
@@ -69,11 +93,12 @@ def prepare_text(array: np.ndarray, spec: VideoFeatureSpec) -> np.ndarray:
 
 @dataclass(frozen=True)
 class FeatureSources:
-    """Where the feature files are: one directory per video stream (in order) and one for text."""
+    """Where the feature files are: one directory per video stream (in order), text, optional audio."""
 
     video_dirs: tuple[tuple[str, Path], ...]
     text_dir: Path
     text_key: str = TEXT_KEY
+    audio_dir: Path | None = None  # `{vid}.npz` (key `features`) or `{vid}.npy`, one row per clip
 
     @property
     def stream_names(self) -> tuple[str, ...]:
@@ -122,6 +147,7 @@ class FeatureScan:
 
     video_dims: dict[str, int] = field(default_factory=dict)
     text_dim: int | None = None
+    audio_dim: int | None = None  # None: no audio directory (or no row scanned)
     missing: list[tuple[MomentAnnotation, FeatureMissingError]] = field(default_factory=list)
 
 
@@ -149,6 +175,7 @@ def scan_features(
     *,
     declared_video_dims: dict[str, int] | None = None,
     declared_text_dim: int | None = None,
+    declared_audio_dim: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> FeatureScan:
     """Check that every row's files exist and agree in width, reading headers only."""
@@ -156,17 +183,19 @@ def scan_features(
     video_checks = {
         name: _WidthCheck(f"video stream {name!r}", declared.get(name)) for name in sources.stream_names
     }
+    audio_check = _WidthCheck("audio", declared_audio_dim) if sources.audio_dir is not None else None
     text_check = _WidthCheck("text", declared_text_dim)
     scan = FeatureScan()
     checked_vids: set[str] = set()
     for index, ann in enumerate(annotations):
-        problem = _check_row(ann, sources, video_checks, text_check, checked_vids)
+        problem = _check_row(ann, sources, video_checks, audio_check, text_check, checked_vids)
         if problem is not None:
             scan.missing.append((ann, problem))
         if progress is not None:
             progress(index + 1)
     scan.video_dims = {n: c.width for n, c in video_checks.items() if c.width is not None}
     scan.text_dim = text_check.width
+    scan.audio_dim = audio_check.width if audio_check is not None else None
     return scan
 
 
@@ -174,6 +203,7 @@ def _check_row(
     ann: MomentAnnotation,
     sources: FeatureSources,
     video_checks: dict[str, _WidthCheck],
+    audio_check: _WidthCheck | None,
     text_check: _WidthCheck,
     checked_vids: set[str],
 ) -> FeatureMissingError | None:
@@ -183,6 +213,11 @@ def _check_row(
             if not path.is_file():
                 return FeatureMissingError(kind=f"video ({name})", item_id=f"vid {ann.vid}", path=path)
             video_checks[name].check(path, VIDEO_KEY)
+        if sources.audio_dir is not None and audio_check is not None:
+            path = sources.video_path(sources.audio_dir, ann.vid)
+            if not path.is_file():
+                return FeatureMissingError(kind="audio", item_id=f"vid {ann.vid}", path=path)
+            audio_check.check(path, VIDEO_KEY)
         checked_vids.add(ann.vid)
     text_path = sources.text_path(ann)
     if not text_path.is_file():
@@ -200,13 +235,23 @@ class FeatureReader:
                 f"feature directories [{', '.join(sources.stream_names)}] do not match the spec's streams "
                 f"[{', '.join(spec.stream_names)}]"
             )
+        if (sources.audio_dir is None) != (spec.audio is None):
+            where = sources.audio_dir or "no audio directory"
+            raise InputFileError(
+                f"audio features ({where}) do not match the spec, which "
+                f"{'has no audio stream' if spec.audio is None else 'needs one'}"
+            )
         self.sources = sources
         self.spec = spec
-        self._cache: OrderedDict[tuple[str, int | None], np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, int | None], tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
         self._cache_size = cache_videos
 
     def video(self, vid: str, *, num_clips: int | None = None) -> np.ndarray:
-        """(N_V, D_v) float32 for one video (see `assemble_video` for N_V)."""
+        """(N_V, D_v) float32 for one video (see `assemble_clips` for N_V)."""
+        return self.clips(vid, num_clips=num_clips)[0]
+
+    def clips(self, vid: str, *, num_clips: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N_V, D_v) video and (N_V, D_A) audio (None without audio) for one video, one clip count."""
         key = (vid, num_clips)
         cached = self._cache.get(key)
         if cached is not None:
@@ -214,12 +259,17 @@ class FeatureReader:
             return cached
         pairs = zip(self.spec.streams, self.sources.video_dirs, strict=True)
         arrays = [self._stream(stream, directory, vid) for stream, (_, directory) in pairs]
-        video = assemble_video(arrays, self.spec, num_clips=num_clips)  # (N_V, D_v)
-        video.flags.writeable = False  # shared by every query on this video
-        self._cache[key] = video
+        audio = None
+        if self.spec.audio is not None and self.sources.audio_dir is not None:
+            audio = self._stream(self.spec.audio, self.sources.audio_dir, vid)  # (N_a, D_A)
+        video, audio = assemble_clips(arrays, self.spec, audio=audio, num_clips=num_clips)
+        for array in (video, audio):
+            if array is not None:
+                array.flags.writeable = False  # shared by every query on this video
+        self._cache[key] = (video, audio)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        return video
+        return video, audio
 
     def text(self, ann: MomentAnnotation) -> np.ndarray:
         """(N_L, D_t) float32 for one query."""
@@ -232,5 +282,6 @@ class FeatureReader:
     def _stream(self, stream: StreamSpec, directory: Path, vid: str) -> np.ndarray:
         path = self.sources.video_path(directory, vid)
         if not path.is_file():
-            raise FeatureMissingError(kind=f"video ({stream.name})", item_id=f"vid {vid}", path=path)
+            kind = "audio" if directory == self.sources.audio_dir else f"video ({stream.name})"
+            raise FeatureMissingError(kind=kind, item_id=f"vid {vid}", path=path)
         return load_feature_array(path, VIDEO_KEY, expected_dim=stream.dim)  # (N_s, D_s)

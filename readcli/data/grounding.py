@@ -17,31 +17,32 @@ from typing import Any
 
 from readcli.data.annotations import MomentAnnotation
 from readcli.data.errors import EmptyDatasetError, FeatureMissingError
-from readcli.data.features import FeatureReader, scan_features
+from readcli.data.features import FeatureReader, FeatureScan, scan_features
 from readcli.data.highlights import select_domain
 from readcli.data.layout import DatasetLayout, open_layout
 from readcli.data.moments import MomentDataset
 from readcli.data.readers import load_annotations
-from readcli.data.spec import StreamSpec, VideoFeatureSpec
+from readcli.data.spec import AUDIO_STREAM, StreamSpec, VideoFeatureSpec
 from readcli.data.subset import select_subset
 from readcli.errors import InputFileError, InvalidValueError, choices_text
 
 logger = logging.getLogger(__name__)
 
 FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
-    # official Moment-DETR settings for QVHighlights
-    "qvhighlights": {"clip_len": 2.0, "max_v_l": 75, "max_q_l": 32, "tef": True, "normalize_text": True},
-    # UMT reads whole videos; YouTube clips are 100 frames with 50 % overlap, so clip_len is nominal
-    "youtube_highlights": {
-        "clip_len": 2.0,
-        "max_v_l": None,
-        "max_q_l": 32,
-        "tef": True,
-        "normalize_text": True,
-    },
-    "tvsum": {"clip_len": 2.0, "max_v_l": None, "max_q_l": 32, "tef": True, "normalize_text": True},
-}
-OVERRIDABLE = ("clip_len", "tef", "normalize_text", "normalize_video", "max_v_l", "max_q_l")
+    # official Moment-DETR settings for QVHighlights: TEF appended, video and text L2-normalised
+    "qvhighlights": {"clip_len": 2.0, "max_v_l": 75, "max_q_l": 32, "tef": True, "normalize_text": True,
+                     "normalize_video": True, "normalize_audio": False},
+    # UMT's loaders (datasets/tvsum.py, youtube.py) feed raw features: no TEF, no normalisation, whole
+    # videos; YouTube clips are 100 frames with 50 % overlap, so clip_len is nominal there
+    "youtube_highlights": {"clip_len": 2.0, "max_v_l": None, "max_q_l": 32, "tef": False,
+                           "normalize_text": False, "normalize_video": False, "normalize_audio": False},
+    "tvsum": {"clip_len": 2.0, "max_v_l": None, "max_q_l": 32, "tef": False, "normalize_text": False,
+              "normalize_video": False, "normalize_audio": False},
+}  # fmt: skip
+OVERRIDABLE = (
+    "clip_len", "tef", "normalize_text", "normalize_video", "normalize_audio", "max_v_l", "max_q_l",
+)  # fmt: skip
+_SPEC_SETTINGS = ("clip_len", "tef", "normalize_text", "max_v_l", "max_q_l")
 
 
 @dataclass(frozen=True)
@@ -103,15 +104,14 @@ def load_grounding_split(
         layout.sources,
         declared_video_dims=declared_dims,
         declared_text_dim=expected_spec.text_dim if expected_spec else layout.settings.get("text_dim"),
+        declared_audio_dim=expected_spec.audio.dim if expected_spec and expected_spec.audio else None,
         progress=progress,
     )
     kept, skipped = _drop_missing(chosen, scan.missing, skip_missing=skip_missing)
     if not kept:
         why = f" ({len(skipped)} skipped for missing feature files)" if skipped else ""
         raise EmptyDatasetError(f"the {split} split of {layout.root} has no usable rows{why}")
-    spec = _build_spec(
-        layout, chosen[0].format, scan.video_dims, scan.text_dim, spec_overrides, expected_spec
-    )
+    spec = _build_spec(layout, chosen[0].format, scan, spec_overrides, expected_spec)
     if expected_spec is not None:
         expected_spec.require_compatible(spec, ours="bundle", theirs=f"data in {layout.root}")
         spec = expected_spec
@@ -172,8 +172,7 @@ def _require_labels(annotations: Sequence[MomentAnnotation], split: str) -> None
 def _build_spec(
     layout: DatasetLayout,
     fmt: str,
-    video_dims: dict[str, int],
-    text_dim: int | None,
+    scan: FeatureScan,
     overrides: Mapping[str, Any] | None,
     base: VideoFeatureSpec | None,
 ) -> VideoFeatureSpec:
@@ -181,6 +180,8 @@ def _build_spec(
 
     Widths come from the files. With a bundle, what the data does not declare is the bundle's
     choice, so only an explicit disagreement (manifest, override, stream order) fails the check.
+    Per video stream, L2 comes from: the `normalize_video` override > the stream's declared
+    `l2_normalize` > the manifest's `normalize_video` > the bundle's stream > the format's default.
     """
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(OVERRIDABLE))
@@ -191,22 +192,31 @@ def _build_spec(
     defaults = dict(FORMAT_DEFAULTS[fmt])
     base_l2: dict[str, bool] = {}
     if base is not None:
-        defaults.update(
-            {k: getattr(base, k) for k in ("clip_len", "tef", "normalize_text", "max_v_l", "max_q_l")}
-        )
+        defaults.update({k: getattr(base, k) for k in _SPEC_SETTINGS})
         base_l2 = {s.name: s.l2_normalize for s in base.streams}
+        if base.audio is not None:
+            defaults["normalize_audio"] = base.audio.l2_normalize
     settings = {**defaults, **layout.settings, **overrides}
-    normalize_video = settings.pop("normalize_video", None)
-    settings.pop("text_dim", None)
     streams = []
     for name in layout.sources.stream_names:
         declared = layout.stream_settings.get(name, {})
-        l2 = (
-            declared.get("l2_normalize", base_l2.get(name, True))
-            if normalize_video is None
-            else normalize_video
-        )
-        streams.append(StreamSpec(name=name, dim=video_dims[name], l2_normalize=bool(l2)))
-    if text_dim is None:  # only when no row was scanned, which the empty-set check prevents
+        if "normalize_video" in overrides:
+            l2 = overrides["normalize_video"]
+        elif "l2_normalize" in declared:
+            l2 = declared["l2_normalize"]
+        elif "normalize_video" in layout.settings:
+            l2 = layout.settings["normalize_video"]
+        else:
+            l2 = base_l2.get(name, defaults["normalize_video"])
+        streams.append(StreamSpec(name=name, dim=scan.video_dims[name], l2_normalize=bool(l2)))
+    audio = None
+    if scan.audio_dim is not None:
+        audio = StreamSpec(AUDIO_STREAM, scan.audio_dim, l2_normalize=bool(settings["normalize_audio"]))
+    if scan.text_dim is None:  # only when no row was scanned, which the empty-set check prevents
         raise EmptyDatasetError(f"no text feature file could be read in {layout.sources.text_dir}")
-    return VideoFeatureSpec(streams=tuple(streams), text_dim=text_dim, **settings)
+    return VideoFeatureSpec(
+        streams=tuple(streams),
+        text_dim=scan.text_dim,
+        audio=audio,
+        **{k: settings[k] for k in _SPEC_SETTINGS},
+    )

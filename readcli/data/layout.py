@@ -3,6 +3,7 @@
     DIR/train.jsonl, val.jsonl, test.jsonl     (or the release names, e.g. highlight_val_release.jsonl)
     DIR/video_features/<stream>/{vid}.npz      key `features`, one row per clip; one dir per stream
     DIR/text_features/qid{qid}.npz             key `last_hidden_state`, one row per token
+    DIR/audio_features/{vid}.npz               optional: key `features`, one row per clip (UMT's audio)
     DIR/dataset.json                           optional manifest: stream order, clip length, ...
 
 With one stream directory its order is obvious; with several the order must be declared (manifest
@@ -30,10 +31,13 @@ SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
     "test": ("test",),
     "train": ("train",),
 }
-MANIFEST_KEYS = (
-    "format", "video_streams", "video_dirs", "text_dir", "text_key", "splits",
-    "clip_len", "tef", "normalize_text", "text_dim", "max_v_l", "max_q_l",
+AUDIO_DIR = "audio_features"  # the official UMT name (configs/_base_/datasets/*.py `audio_path`)
+SETTING_KEYS = (
+    "clip_len", "tef", "normalize_text", "normalize_video", "normalize_audio", "text_dim", "max_v_l",
+    "max_q_l",
 )  # fmt: skip
+MANIFEST_KEYS = ("format", "video_streams", "video_dirs", "text_dir", "text_key", "audio_dir", "splits",
+                 *SETTING_KEYS)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class DatasetLayout:
     format: str | None = None
     # per stream: declared dim and L2 flag (absent: dim read from the files, L2 on)
     stream_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # clip_len, tef, normalize_text, text_dim, max_v_l, max_q_l when the manifest sets them
+    # SETTING_KEYS the manifest sets (clip_len, tef, normalize_*, text_dim, max_v_l, max_q_l)
     settings: dict[str, Any] = field(default_factory=dict)
 
     def split_file(self, split: str) -> Path:
@@ -91,6 +95,7 @@ def open_layout(
     text_dir = root / manifest["text_dir"] if "text_dir" in manifest else root / "text_features"
     if not text_dir.is_dir():
         raise InputFileError(f"text feature directory not found: {text_dir}")
+    audio_dir = _audio_dir(root, manifest)
     fmt = manifest.get("format")
     if fmt is not None and fmt not in FORMATS:
         raise InputFileError(f"{root / MANIFEST}: unknown format {fmt!r} (valid: {choices_text(FORMATS)})")
@@ -98,16 +103,32 @@ def open_layout(
         root=root,
         split_files=_find_splits(root, manifest),
         sources=FeatureSources(
-            video_dirs=tuple(dirs), text_dir=text_dir, text_key=manifest.get("text_key", TEXT_KEY)
+            video_dirs=tuple(dirs),
+            text_dir=text_dir,
+            text_key=manifest.get("text_key", TEXT_KEY),
+            audio_dir=audio_dir,
         ),
         format=fmt,
         stream_settings={name: settings for name, settings in declared},
-        settings={
-            k: manifest[k]
-            for k in ("clip_len", "tef", "normalize_text", "text_dim", "max_v_l", "max_q_l")
-            if k in manifest
-        },
+        settings={k: manifest[k] for k in SETTING_KEYS if k in manifest},
     )
+
+
+def _audio_dir(root: Path, manifest: dict[str, Any]) -> Path | None:
+    """The manifest's `audio_dir` (null: no audio), else DIR/audio_features/ when it exists."""
+    if "audio_dir" not in manifest:
+        default = root / AUDIO_DIR
+        return default if default.is_dir() else None
+    value = manifest["audio_dir"]
+    if value is None:  # audio files present but deliberately left out (e.g. for Moment-DETR)
+        return None
+    if not isinstance(value, str):
+        raise InputFileError(
+            f"{root / MANIFEST}: audio_dir must be a path relative to {root} or null, found {value!r:.60}"
+        )
+    if not (root / value).is_dir():
+        raise InputFileError(f"{root / MANIFEST}: audio feature directory not found: {root / value}")
+    return root / value
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:

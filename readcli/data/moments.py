@@ -1,7 +1,7 @@
 """A map-style dataset of grounding / highlight items: one query, its video and text features, targets.
 
-Dimension letters: N_V video clips, D_v video width, N_L text tokens, D_t text width, W windows,
-P saliency pairs.
+Dimension letters: N_V video clips, D_v video width, D_A audio width, N_L text tokens, D_t text width,
+W windows, P saliency pairs.
 
 Items are built on access (features are read lazily, a few videos cached), so 7,000 queries cost no
 memory up front. Random choices (which windows when there are more than max_windows, which clips
@@ -40,6 +40,7 @@ class MomentItem:
     saliency_valid: bool
     saliency: np.ndarray  # (N_V,) float32 mean annotator score per clip, 0 elsewhere
     has_labels: bool
+    audio: np.ndarray | None = None  # (N_V, D_A) float32, the same clips as `video`; None: no audio
 
 
 class MomentDataset:
@@ -78,7 +79,7 @@ class MomentDataset:
     def __getitem__(self, index: int) -> MomentItem:
         ann = self.annotations[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        video = self.reader.video(ann.vid, num_clips=ann.num_clips)  # (N_V, D_v)
+        video, audio = self.reader.clips(ann.vid, num_clips=ann.num_clips)  # (N_V, D_v), (N_V, D_A)
         num_clips = len(video)
         clip_len = self.spec.clip_len
         pairs = saliency_pairs(ann, num_clips, clip_len=clip_len, rng=rng, max_n=self.saliency_max_n)
@@ -100,4 +101,5 @@ class MomentDataset:
             saliency_valid=pairs.valid,
             saliency=saliency_vector(ann, num_clips, clip_len=clip_len),  # (N_V,)
             has_labels=ann.has_labels,
+            audio=audio,
         )
