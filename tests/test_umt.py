@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from readcli.adapters.inject import inject
-from readcli.backbones.registry import build_backbone, load_backbone, save_backbone
+from readcli.backbones.registry import (
+    build_backbone,
+    load_backbone,
+    load_card,
+    resolve_weights,
+    save_backbone,
+)
 from readcli.backbones.umt import UMT, umt_state_layout
 from readcli.backbones.umt_config import UMTConfig, tiny_umt_config
 from readcli.errors import CheckpointError, InvalidValueError
@@ -62,6 +68,68 @@ def test_variants_audio_query_free_and_umt_s_size() -> None:
         model(**inputs())
     out = model(**inputs(), src_aud=torch.randn(3, 7, 6))
     assert out["saliency_scores"].shape == (3, 7)
+
+
+def layout_size(config: UMTConfig) -> tuple[int, int]:
+    layout = umt_state_layout(config)
+    return len(layout), sum(torch.Size(shape).numel() for shape, _ in layout.values())
+
+
+def test_the_preset_is_the_official_highlight_layout_and_umt_is_its_alias() -> None:
+    card = load_card("umt")
+    assert card.name == "umt-s" and card.configuration == load_card("umt-s").configuration
+    config = UMTConfig.from_dict(card.configuration)
+    assert config.has_audio and config.has_query and not config.boundary_head  # plugins/hd.py: saliency only
+    assert layout_size(config) == (137, 12_585_985)  # the official TVSum files
+    assert card.raw["configuration_variants"] == [{"t_feat_dim": 0}]
+    assert layout_size(UMTConfig.from_dict({**card.configuration, "t_feat_dim": 0})) == (126, 12_191_233)
+    files = card.source["files"]
+    assert len(files["youtube"]) == 6 and len(files["tvsum"]) == 10
+    assert files["youtube"]["dog"] == "umt_small_100e_youtube_dog-90f2189e.pth"
+    assert files["tvsum"]["BK"] == "umt_small_500e_tvsum_bk-12c75dff.pth"
+
+
+def test_official_files_load_through_the_preset_and_scratch_needs_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("READCLI_CACHE", str(tmp_path))
+    monkeypatch.delenv("READCLI_UMT_S", raising=False)
+    with pytest.raises(CheckpointError) as err:
+        resolve_weights(load_card("umt"))
+    message = str(err.value)
+    assert "https://dl.catcatdev.com/umt/" in message and "umt_small_100e_youtube_dog-90f2189e.pth" in message
+    assert "umt-s-scratch" in message and "{" not in message  # a readable line, not a raw dict
+    state = torch.random.get_rng_state()
+    fresh = load_backbone("umt-s-scratch")
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random state is untouched
+    assert isinstance(fresh, UMT) and fresh.config == UMTConfig.from_dict(load_card("umt-s").configuration)
+    again = load_backbone("umt-s-scratch")  # fixed seed: the same frozen backbone in every run and on resume
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(fresh.state_dict().values(), again.state_dict().values(), strict=True)
+    )
+    youtube = build_backbone(UMTConfig.from_dict({**load_card("umt").configuration, "t_feat_dim": 0}))
+    for model in (fresh, youtube):  # TVSum's and YouTube's official layouts both load as the preset
+        torch.save(model.state_dict(), tmp_path / "official.pth")
+        monkeypatch.setenv("READCLI_UMT_S", str(tmp_path / "official.pth"))
+        loaded = load_backbone("umt")
+        assert loaded.config == model.config and torch.equal(
+            loaded.video_enc.mapping.linear.weight, model.video_enc.mapping.linear.weight
+        )
+    torch.save(build_backbone(tiny_umt_config()).state_dict(), tmp_path / "official.pth")
+    with pytest.raises(CheckpointError, match="is not the preset's UMT: hidden_dim=32 \\(card: 256\\)"):
+        load_backbone("umt-s")
+
+
+def test_linear_layers_are_xavier_normal_as_nncore_by_default() -> None:
+    torch.manual_seed(0)
+    weight = build_backbone(
+        tiny_umt_config(v_feat_dim=2048)
+    ).video_enc.mapping.linear.weight.detach()  # (32, 2048)
+    std = (2.0 / (32 + 2048)) ** 0.5
+    assert float(weight.std()) == pytest.approx(std, rel=0.02)
+    # a uniform draw of that std never exceeds sqrt(3) std; a normal one does for ~8 % of the entries
+    assert float((weight.abs() > 3**0.5 * std).float().mean()) == pytest.approx(0.083, abs=0.01)
 
 
 def test_padding_never_changes_the_valid_clips() -> None:

@@ -1,7 +1,10 @@
 """From a preset name, an official checkpoint or a readcli-saved directory to a ready backbone.
 
 - `PRESETS` maps preset names to their cards in `models/` (JSON: architecture, configuration, where
-  the weights come from, the features the model expects). Cards hold no weights.
+  the weights come from, the features the model expects). Cards hold no weights. `PRESET_ALIASES`
+  names other spellings of a preset (`umt` = `umt-s`); `FRESH_PRESETS` names presets whose model is
+  the card's configuration freshly initialised with a fixed seed, no weights file needed
+  (`umt-s-scratch`: the official UMT protocol trains one model per domain from scratch).
 - `load_backbone(path_or_preset)` accepts a preset name, an official `.ckpt`/`.pth` file, or a
   directory written by `save_backbone` (config.json + model.safetensors). It returns the model in
   eval mode; every failure is one `CheckpointError` that says what to do. Vision-guided BART/T5
@@ -11,11 +14,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +34,35 @@ from readcli.backbones.checkpoint import (
 from readcli.backbones.moment_detr import ARCHITECTURE as MOMENT_DETR
 from readcli.backbones.moment_detr import MomentDETR, build_moment_detr, state_layout
 from readcli.backbones.moment_detr_config import MomentDETRConfig, read_json_object
+from readcli.backbones.presets import (
+    FRESH_PRESETS,
+    FRESH_SEED,
+    MODELS_DIR,
+    PRESET_ALIASES,
+    PRESETS,
+    PresetCard,
+    card_name,
+    load_card,
+    preset_names,
+    resolve_weights,
+    source_text,
+)
 from readcli.backbones.umt import ARCHITECTURE as UMT_ARCHITECTURE
 from readcli.backbones.umt import UMT, build_umt, umt_state_layout
 from readcli.backbones.umt_config import UMTConfig
 from readcli.backbones.umt_io import extract_state, load_umt_checkpoint, umt_from_state
 from readcli.backbones.vision_guided_io import VG_PRESETS, is_vision_guided, load_vision_guided
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
-from readcli.fileio import atomic_write_bytes, atomic_write_json, cache_dir
+from readcli.fileio import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-PRESETS: dict[str, str] = {
-    "moment-detr-clip": "moment-detr-clip.json",
-    "clip-vit-b-32": "clip-vit-b-32.json",
-    "umt-s": "umt-s.json",
-}
+__all__ = [  # the preset names are re-exported: callers import them from the registry
+    "FRESH_PRESETS", "FRESH_SEED", "MODELS_DIR", "PRESET_ALIASES", "PRESETS", "PresetCard", "card_name",
+    "load_card", "preset_names", "resolve_weights", "source_text", "ARCHITECTURES", "LAYOUTS",
+    "load_backbone", "build_backbone", "save_backbone",
+]  # fmt: skip
+
 SAVED_FORMAT = "readcli-backbone"
 SAVED_FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -66,56 +81,6 @@ LAYOUTS: dict[str, Callable[[Any], dict[str, tuple[tuple[int, ...], torch.dtype]
 }
 
 
-@dataclass(frozen=True)
-class PresetCard:
-    """A preset card as read from models/<name>.json (the fields readcli acts on, plus the raw card)."""
-
-    name: str
-    architecture: str
-    configuration: dict[str, Any]
-    weights_format: str
-    file_name: str
-    env_var: str
-    source: dict[str, Any]
-    sha256: str | None
-    raw: dict[str, Any]
-
-
-def load_card(name: str) -> PresetCard:
-    """Read and check the card of preset `name`."""
-    if name not in PRESETS:
-        raise InvalidValueError(f"unknown backbone preset {name!r}; choices: {choices_text(sorted(PRESETS))}")
-    path = MODELS_DIR / PRESETS[name]
-    raw = read_json_object(path)
-    try:
-        weights = raw["weights"]
-        return PresetCard(
-            name=raw["name"], architecture=raw["architecture"], configuration=dict(raw["configuration"]),
-            weights_format=weights["format"], file_name=weights["file_name"], env_var=weights["env_var"],
-            source=dict(weights["source"]), sha256=weights.get("sha256"), raw=raw,
-        )  # fmt: skip
-    except (KeyError, TypeError) as err:
-        raise InputFileError(f"{path}: preset card is missing or mangles field {err}") from None
-
-
-def resolve_weights(card: PresetCard) -> Path:
-    """The local weights file of a preset: the card's env var if set, else <cache>/<preset>/<file_name>."""
-    default = cache_dir() / card.name / card.file_name
-    override = os.environ.get(card.env_var)
-    path = Path(override).expanduser() if override else default
-    if path.is_dir():
-        path = path / card.file_name
-    if path.is_file():
-        _check_digest(path, card)
-        return path
-    origin = f"{card.env_var}={override}" if override else "the default location"
-    where = card.source.get("url") or card.source.get("hf_hub") or card.source
-    raise CheckpointError(
-        f"preset {card.name}: weights not found at {path} ({origin}). Download {card.file_name} from {where} "
-        f"and put it at {default}, or set {card.env_var} to its path"
-    )
-
-
 def load_backbone(
     path_or_preset: str | os.PathLike[str],
     *,
@@ -127,27 +92,28 @@ def load_backbone(
     if is_vision_guided(name):  # bart-base-vg, t5-base-vg, or a BART/T5 directory (vision_guided_io.py)
         return load_vision_guided(name, device=device, dtype=dtype)
     card: PresetCard | None = None
-    if name in PRESETS:
+    if card_name(name) is not None:
         card = load_card(name)
         if card.architecture not in ARCHITECTURES:
+            backbones = [p for p in preset_names() if load_card(p).architecture in ARCHITECTURES]
             raise InvalidValueError(
                 f"preset {name} is a {card.architecture} feature extractor, not a backbone; "
-                "backbone presets: "
-                f"{choices_text(sorted(p for p in PRESETS if load_card(p).architecture in ARCHITECTURES))}"
+                f"backbone presets: {choices_text(backbones)}"
             )
-        path = resolve_weights(card)
+    if card is not None and name in FRESH_PRESETS:
+        model = _fresh(card)
     else:
-        path = Path(name).expanduser()
-    if path.is_dir():
-        model = _load_saved(path)
-    elif path.is_file():
-        model = _load_official(path, card)
-    else:
-        raise CheckpointError(
-            f"{name!r} is neither a backbone preset ({choices_text(sorted([*PRESETS, *VG_PRESETS]))}) "
-            "nor an existing "
-            "checkpoint file or saved-backbone directory"
-        )
+        path = resolve_weights(card) if card is not None else Path(name).expanduser()
+        if path.is_dir():
+            model = _load_saved(path)
+        elif path.is_file():
+            model = _load_official(path, card)
+        else:
+            presets = choices_text(sorted([*preset_names(), *VG_PRESETS]))
+            raise CheckpointError(
+                f"{name!r} is neither a backbone preset ({presets}) "
+                "nor an existing checkpoint file or saved-backbone directory"
+            )
     model = model.to(device=device) if dtype is None else model.to(device=device, dtype=dtype)
     return model.eval()
 
@@ -194,6 +160,33 @@ def save_backbone(model: torch.nn.Module, directory: str | os.PathLike[str]) -> 
     return directory
 
 
+def _fresh(card: PresetCard) -> torch.nn.Module:
+    """The card's model freshly initialised, the same on every call (fixed seed, CPU generator)."""
+    make_config, build = ARCHITECTURES[card.architecture]
+    with torch.random.fork_rng(devices=[]):  # leaves the caller's random state untouched
+        torch.manual_seed(FRESH_SEED)
+        model = build(make_config(card.configuration))
+    log.info(
+        "built a freshly initialised %s from preset card %s (seed %d)",
+        card.architecture,
+        card.name,
+        FRESH_SEED,
+    )
+    return model
+
+
+def _umt_configs(card: PresetCard) -> list[UMTConfig]:
+    """The card's UMT configuration, then the variants official files may have (`configuration_variants`)."""
+    expected = UMTConfig.from_dict(card.configuration)
+    variants = card.raw.get("configuration_variants", [])
+    if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
+        raise InputFileError(f"preset card {card.name}: configuration_variants must be a list of objects")
+    try:
+        return [expected, *(replace(expected, **v) for v in variants)]
+    except (TypeError, InvalidValueError) as err:
+        raise InputFileError(f"preset card {card.name}: configuration_variants: {err}") from None
+
+
 def _load_official(path: Path, card: PresetCard | None) -> torch.nn.Module:
     if path.suffix in (".safetensors", ".json"):
         raise CheckpointError(
@@ -202,8 +195,8 @@ def _load_official(path: Path, card: PresetCard | None) -> torch.nn.Module:
             f"with {CONFIG_FILE} and {WEIGHTS_FILE}"
         )
     if card is not None and card.architecture == UMT_ARCHITECTURE:
-        expected = UMTConfig.from_dict(card.configuration)
-        return load_umt_checkpoint(path, expected, expected=expected)
+        accepted = _umt_configs(card)
+        return load_umt_checkpoint(path, accepted[0], expected=accepted)
     try:
         checkpoint = load_official_checkpoint(path)
     except CheckpointError:
@@ -211,7 +204,7 @@ def _load_official(path: Path, card: PresetCard | None) -> torch.nn.Module:
         umt_state = extract_state(safe_torch_load(path))
         if umt_state is None:
             raise
-        return umt_from_state(umt_state, base=None, expected=None, source=str(path))
+        return umt_from_state(umt_state, base=None, expected=(), source=str(path))
     try:
         config = MomentDETRConfig.from_options(checkpoint.options, tef_included=True)
     except InvalidValueError as err:
@@ -260,18 +253,4 @@ def _check_card_config(path: Path, card: PresetCard, config: MomentDETRConfig) -
         raise CheckpointError(
             f"{path} is not the {card.name} checkpoint: {'; '.join(differ[:4])}. "
             "Load it by its path instead of the preset name"
-        )
-
-
-def _check_digest(path: Path, card: PresetCard) -> None:
-    if not card.sha256:
-        return
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != card.sha256.lower():
-        raise CheckpointError(
-            f"{path}: sha256 {digest.hexdigest()} does not match preset {card.name} ({card.sha256}); "
-            "the download is incomplete or another file"
         )

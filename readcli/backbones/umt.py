@@ -190,12 +190,15 @@ class UMT(nn.Module):
         if cfg.has_audio:
             if src_aud is None:
                 raise InvalidValueError(
-                    f"this UMT takes audio (a_feat_dim {cfg.a_feat_dim}) but no src_aud was given; "
-                    "use a video-only UMT (a_feat_dim 0) for data without audio features"
+                    f"this UMT takes audio (a_feat_dim {cfg.a_feat_dim}) but no src_aud was given; give the "
+                    "data audio features (DIR/audio_features/{vid}.npz) or use a UMT with a_feat_dim 0"
                 )
             checks.append(("src_aud", src_aud, cfg.a_feat_dim))
         elif src_aud is not None:
-            raise InvalidValueError("src_aud given, but this UMT is video-only (a_feat_dim 0)")
+            raise InvalidValueError(
+                "src_aud given, but this UMT takes no audio (a_feat_dim 0); use a UMT with audio, or leave "
+                'the audio out ("audio_dir": null in dataset.json)'
+            )
         for name, x, width in checks:
             if x.dim() != 3 or x.shape[2] != width:
                 raise InvalidValueError(

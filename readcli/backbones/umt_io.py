@@ -11,7 +11,7 @@ readcli builds, and any difference is named. See docs/umt.md for what could and 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -74,9 +74,9 @@ def config_from_state(state: Mapping[str, torch.Tensor], base: UMTConfig | None 
 
 
 def load_umt_checkpoint(
-    path: Path, base: UMTConfig | None = None, *, expected: UMTConfig | None = None
+    path: Path, base: UMTConfig | None = None, *, expected: Sequence[UMTConfig] = ()
 ) -> UMT:
-    """An official UMT checkpoint as a readcli UMT; `expected` (a preset's config) must match it."""
+    """An official UMT checkpoint as a readcli UMT; one of `expected` (a preset's configs) must match it."""
     state = extract_state(safe_torch_load(path))
     if state is None:
         raise CheckpointError(
@@ -87,13 +87,20 @@ def load_umt_checkpoint(
 
 
 def umt_from_state(
-    state: dict[str, torch.Tensor], *, base: UMTConfig | None, expected: UMTConfig | None, source: str
+    state: dict[str, torch.Tensor], *, base: UMTConfig | None, expected: Sequence[UMTConfig], source: str
 ) -> UMT:
+    """A UMT holding `state`; with `expected` (a preset's accepted configs) its layout must be one of them."""
     config = config_from_state(state, base)
-    if expected is not None and config != expected:
-        found, wanted = config.to_dict(), expected.to_dict()
-        differ = [f"{k}={found[k]!r} (card: {wanted[k]!r})" for k in wanted if found[k] != wanted[k]]
-        raise CheckpointError(f"{source} is not the preset's UMT: {'; '.join(differ[:4])}")
+    if expected and config not in expected:
+        found = config.to_dict()
+        differences = [
+            [f"{k}={found[k]!r} (card: {v!r})" for k, v in wanted.to_dict().items() if found[k] != v]
+            for wanted in expected
+        ]
+        closest = min(differences, key=len)
+        raise CheckpointError(
+            f"{source} is not the preset's UMT: {'; '.join(closest[:4])}. Load it by its path instead"
+        )
     check_state_dict(state, umt_state_layout(config), source=source)
     model = build_umt(config)
     model.load_state_dict(state)

@@ -169,9 +169,9 @@ class BottleneckLayer(nn.Module):
 
 
 def xavier_linears(module: nn.Module) -> None:
-    """UMT's initialisation: xavier-uniform weights, zero biases, for every nn.Linear."""
+    """UMT's initialisation: nncore's `xavier_init_` (default distribution 'normal', gain 1), zero biases."""
     for child in module.modules():
         if isinstance(child, nn.Linear):
-            nn.init.xavier_uniform_(child.weight)
+            nn.init.xavier_normal_(child.weight)
             if child.bias is not None:
                 nn.init.zeros_(child.bias)

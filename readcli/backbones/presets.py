@@ -1,0 +1,136 @@
+"""Preset cards: names -> `models/<name>.json`, reading a card, and finding a preset's weights file.
+
+A card (JSON) names an architecture, its configuration, where the weights come from (`weights`:
+local file name, env var, source, sha256) and the features the model expects. Cards hold no
+weights, and nothing is ever downloaded: a missing file is one error that says where to get it and
+where to put it. `PRESET_ALIASES` are other spellings of a preset (`umt` = `umt-s`);
+`FRESH_PRESETS` build a card's configuration freshly initialised (`registry.load_backbone`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from readcli.backbones.moment_detr_config import read_json_object
+from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
+from readcli.fileio import cache_dir
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+PRESETS: dict[str, str] = {
+    "moment-detr-clip": "moment-detr-clip.json",
+    "clip-vit-b-32": "clip-vit-b-32.json",
+    "umt-s": "umt-s.json",
+}
+PRESET_ALIASES: dict[str, str] = {"umt": "umt-s"}
+# preset name -> the card whose configuration is built freshly initialised (no weights file)
+FRESH_PRESETS: dict[str, str] = {"umt-s-scratch": "umt-s"}
+FRESH_SEED = 0  # fixed, so a fresh preset is the same model in every run, --resume and bundle check
+
+
+@dataclass(frozen=True)
+class PresetCard:
+    """A preset card as read from models/<name>.json (the fields readcli acts on, plus the raw card)."""
+
+    name: str
+    architecture: str
+    configuration: dict[str, Any]
+    weights_format: str
+    file_name: str
+    env_var: str
+    source: dict[str, Any]
+    sha256: str | None
+    raw: dict[str, Any]
+
+
+def preset_names() -> list[str]:
+    """Every name `load_card` accepts: presets, their aliases and the freshly initialised presets."""
+    return sorted([*PRESETS, *PRESET_ALIASES, *FRESH_PRESETS])
+
+
+def card_name(name: str) -> str | None:
+    """The card a preset name (or alias, or fresh preset) stands for; None if it names none."""
+    name = PRESET_ALIASES.get(name, FRESH_PRESETS.get(name, name))
+    return name if name in PRESETS else None
+
+
+def load_card(name: str) -> PresetCard:
+    """Read and check the card of preset `name` (an alias or a fresh preset reads its card)."""
+    card = card_name(name)
+    if card is None:
+        raise InvalidValueError(f"unknown backbone preset {name!r}; choices: {choices_text(preset_names())}")
+    path = MODELS_DIR / PRESETS[card]
+    raw = read_json_object(path)
+    try:
+        weights = raw["weights"]
+        return PresetCard(
+            name=raw["name"], architecture=raw["architecture"], configuration=dict(raw["configuration"]),
+            weights_format=weights["format"], file_name=weights["file_name"], env_var=weights["env_var"],
+            source=dict(weights["source"]), sha256=weights.get("sha256"), raw=raw,
+        )  # fmt: skip
+    except (KeyError, TypeError) as err:
+        raise InputFileError(f"{path}: preset card is missing or mangles field {err}") from None
+
+
+def resolve_weights(card: PresetCard) -> Path:
+    """The local weights file of a preset: the card's env var if set, else <cache>/<preset>/<file_name>."""
+    default = cache_dir() / card.name / card.file_name
+    override = os.environ.get(card.env_var)
+    path = Path(override).expanduser() if override else default
+    if path.is_dir():
+        path = path / card.file_name
+    if path.is_file():
+        _check_digest(path, card)
+        return path
+    origin = f"{card.env_var}={override}" if override else "the default location"
+    files = card.source.get("files")
+    what = "one of the official files" if files else card.file_name
+    fresh = [name for name, target in FRESH_PRESETS.items() if target == card.name]
+    hint = f"; or use preset {fresh[0]} for a freshly initialised model (no weights)" if fresh else ""
+    raise CheckpointError(
+        f"preset {card.name}: weights not found at {path} ({origin}). Download {what} from "
+        f"{source_text(card.source)} and put it at {default}, or set {card.env_var} to its path{hint}"
+    )
+
+
+def source_text(source: dict[str, Any]) -> str:
+    """Where a card's weights come from, as one readable line (a URL, a hub id, or a repository)."""
+    repository = source.get("repository")
+    files = source.get("files")
+    if isinstance(files, dict) and source.get("download_base"):
+        names = sorted(_file_names(files))
+        examples = " or ".join(names[:1] + names[-1:]) if names else "?"
+        listed = f"; all listed in {repository}" + (f" {source['path']}" if source.get("path") else "")
+        return f"{source['download_base']} (e.g. {examples}{listed if repository else ''})"
+    if source.get("url"):
+        return str(source["url"])
+    if source.get("hf_hub"):
+        return f"the Hugging Face Hub ({source['hf_hub']})"
+    if repository:
+        return f"{repository} ({source['path']})" if source.get("path") else str(repository)
+    return "the model's publisher (the card names no source)"
+
+
+def _file_names(files: dict[str, Any]) -> list[str]:
+    """The file names in a card's (possibly nested) `files` mapping."""
+    out: list[str] = []
+    for value in files.values():
+        out += _file_names(value) if isinstance(value, dict) else [str(value)]
+    return out
+
+
+def _check_digest(path: Path, card: PresetCard) -> None:
+    if not card.sha256:
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != card.sha256.lower():
+        raise CheckpointError(
+            f"{path}: sha256 {digest.hexdigest()} does not match preset {card.name} ({card.sha256}); "
+            "the download is incomplete or another file"
+        )
