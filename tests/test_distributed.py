@@ -319,7 +319,7 @@ def _highlight_task(data: Path) -> HighlightTask:
 
 def _tiny_umt() -> torch.nn.Module:
     torch.manual_seed(5)  # the same weights in every process; no dropout (masks differ per rank)
-    config = tiny_umt_config(v_feat_dim=VIDEO_DIM + 2, dropout=0.0, input_dropout=0.0, query_dropout=0.0)
+    config = tiny_umt_config(v_feat_dim=VIDEO_DIM, dropout=0.0, input_dropout=0.0, query_dropout=0.0)
     return build_backbone(config)
 
 
@@ -355,7 +355,10 @@ def test_highlight_task_on_two_processes_matches_one_process(tmp_path: Path) -> 
         for key in ("loss", "loss_saliency"):
             assert ours[key] == pytest.approx(reference[key], rel=LOSS_TOLERANCE), key
     for record in ranks:
+        # AdamW divides by sqrt(v), so a coordinate whose gradient is ~0 turns float rounding into a
+        # visible step: 1e-5 seen on one of 45,188 weights. A tenth of one lr step (1e-4) still fails
+        # loudly on a real error (wrong share weighting left the weights 6.6e-3 apart).
         torch.testing.assert_close(torch.tensor(record["weights"]), torch.tensor(single["weights"]),
-                                   rtol=0, atol=1e-5)  # fmt: skip
+                                   rtol=0, atol=0.1 * HIGHLIGHT.lr)  # fmt: skip
         for ours, reference in zip(record["history"], single["history"], strict=True):
             assert ours == pytest.approx(reference, abs=METRIC_TOLERANCE)

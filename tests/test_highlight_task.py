@@ -21,7 +21,7 @@ from readcli.features.store import save_feature_array
 from readcli.training.highlight_task import HighlightTask, saliency_bce
 
 runner = CliRunner()
-VIDEO_DIM, TEXT_DIM = 4, 12  # + 2 TEF = the tiny UMT's 6-d video input
+VIDEO_DIM, TEXT_DIM = 4, 12  # raw features (no TEF for highlight datasets) = the tiny UMT's video input
 
 
 def youtube_row(qid: str, domain: str, match: list[int]) -> dict[str, Any]:
@@ -130,7 +130,7 @@ def test_tvsum_target_is_the_scaled_annotator_mean_and_top5_map_by_hand(tmp_path
 @pytest.mark.parametrize("dataset", ["youtube", "tvsum"])
 def test_domain_all_trains_each_domain_and_prints_the_table(tmp_path: Path, dataset: str) -> None:
     data = youtube_data(tmp_path / "data") if dataset == "youtube" else tvsum_data(tmp_path / "data")
-    backbone = save_backbone(build_backbone(tiny_umt_config(v_feat_dim=VIDEO_DIM + 2)), tmp_path / "umt")
+    backbone = save_backbone(build_backbone(tiny_umt_config(v_feat_dim=VIDEO_DIM)), tmp_path / "umt")
     out = tmp_path / "runs"
     args = ["finetune", "--task", "tlg", "--dataset", dataset, "--domain", "all", "--data", str(data),
             "--backbone", str(backbone), "--method", "read", "--epochs", "2", "--batch-size", "2",

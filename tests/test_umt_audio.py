@@ -92,11 +92,6 @@ def test_a_umt_with_audio_trains_per_domain_through_the_cli(tmp_path: Path) -> N
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs readcli/pipelines/_grounding_run.py to pass audio_dim=getattr(config, 'a_feat_dim', 0) "
-    "to require_input_dims (asked for in the audio change's report); remove this mark once it does",
-)
 @pytest.mark.parametrize("case", ["umt-with-audio-on-video-only-data", "moment-detr-on-audio-data"])
 def test_audio_mismatch_is_refused_before_training(tmp_path: Path, case: str) -> None:
     if case == "umt-with-audio-on-video-only-data":

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from readcli.backbones.registry import PRESETS, PresetCard, load_card
+from readcli.backbones.presets import card_name
+from readcli.backbones.registry import PresetCard, load_card
 from readcli.data.spec import TEF_DIM, StreamSpec, VideoFeatureSpec
 from readcli.errors import BundleError, InputFileError, InvalidValueError
 
@@ -75,7 +76,7 @@ def inference_spec(
         spec = spec_from_bundle(bundle_extra, bundle or "?")
         origin = f"adapter bundle {bundle}"
     else:
-        card = load_card(backbone if backbone in PRESETS else DEFAULT_CARD)
+        card = load_card(card_name(backbone) or DEFAULT_CARD)  # aliases and fresh presets use their card
         spec = spec_from_card(card)
         origin = f"preset card {card.name}"
     try:

@@ -88,6 +88,7 @@ def prepare_grounding_run(request: FinetuneRequest, pvla: PVLASettings | None) -
     train_split.spec.require_input_dims(
         video_dim=config.v_feat_dim,
         text_dim=config.t_feat_dim or train_split.spec.text_dim,  # 0: a UMT that reads no text
+        audio_dim=int(getattr(config, "a_feat_dim", 0)),  # Moment-DETR has none: audio data is refused
         model=f"backbone {request.backbone}",
     )
     seed_everything(request.train.seed)  # adapter initialisation is part of the run's seed
