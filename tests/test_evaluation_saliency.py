@@ -128,8 +128,10 @@ def test_tvsum_real_val_consensus_beats_reversed(tvsum_val: list[dict]) -> None:
 
 def test_score_count_and_unknown_ids_are_errors(tmp_path: Path) -> None:
     gt = [_yt("a", "dog", [1, 0, 1])]
-    with pytest.raises(InputFileError, match=r"predictions\[0\]: 2 saliency scores, but .* has 3 clips"):
-        youtube_highlight_map([{"qid": "a", "pred_saliency_scores": [1.0, 2.0]}], gt)
+    with pytest.raises(InputFileError, match=r"predictions\[0\]: 4 saliency scores, but .* has 3 clips"):
+        youtube_highlight_map([{"qid": "a", "pred_saliency_scores": [1.0, 2.0, 3.0, 4.0]}], gt)
+    with pytest.raises(InputFileError, match=r"predictions\[0\]: 0 saliency scores"):
+        youtube_highlight_map([{"qid": "a", "pred_saliency_scores": []}], gt)
     with pytest.raises(InputFileError, match="1 predicted ids are not in the ground truth: zz"):
         youtube_highlight_map([{"qid": "zz", "pred_saliency_scores": [1.0]}], gt)
     path = tmp_path / "p.jsonl"
@@ -138,3 +140,19 @@ def test_score_count_and_unknown_ids_are_errors(tmp_path: Path) -> None:
         InputFileError, match=r"p\.jsonl:1: field 'pred_saliency_scores' must be a list of numbers"
     ):
         youtube_highlight_map(read_jsonl(path), gt)
+
+
+def test_features_shorter_than_the_annotation_score_only_their_clips() -> None:
+    # UMT's evaluator cuts the labels to the clips that have features: the positive at clip 3 is
+    # left out, not counted as a miss. Scored clips 0..2 ranked 2, 0, 1 -> labels 0, 1, 0 of 1 positive:
+    # the trapezoid from (recall 0, precision 0 at rank 1) to (recall 1, precision 1/2) = 1/4.
+    # (Counting clip 3 as a missed positive would give 1/2 * (0 + 1/2) / 2 = 1/8.)
+    gt = [_yt("a", "dog", [1, 0, 0, 1])]
+    got = youtube_highlight_map([{"qid": "a", "pred_saliency_scores": [2.0, 1.0, 3.0]}], gt)
+    assert got["mAP-dog"] == 25.0
+    # TVSum: the median is taken over every annotated clip before the cut (as UMT: label.median())
+    label = [[1], [1], [5], [5], [5], [1]]  # lower median 1 over 6 clips: clips 2, 3, 4 are positives
+    tv = [{"qid": "v", "domain": "BK", "label": label}]
+    cut = tvsum_top5_map([{"qid": "v", "pred_saliency_scores": [5, 4, 3, 2]}], tv)  # clips 0..3 scored
+    # ranked clips 0, 1, 2, 3 -> labels 0, 0, 1, 1: AP = 0.5 * (0 + 1/3) / 2 + 0.5 * (1/3 + 1/2) / 2
+    assert cut["top5-mAP-BK"] == round(100 * (0.5 * (1 / 3) / 2 + 0.5 * (1 / 3 + 1 / 2) / 2), 2)

@@ -1,9 +1,10 @@
 """YouTube Highlights mAP and TVSum top-5 mAP, per domain and averaged over domains, as UMT defines them.
 
 Predictions are rows `{"qid": ..., "pred_saliency_scores": [one score per clip]}` (`vid` may stand
-in for `qid`); the ground truth is the dataset's jsonl (val split). Only the domains the
-predictions touch are evaluated, and each of those must be predicted in full (models are trained
-per domain). Values are percent with 2 decimals. Definitions: docs/evaluation.md.
+in for `qid`; fewer scores than clips score the first clips only, as UMT does when a video's
+features are shorter than its annotation); the ground truth is the dataset's jsonl (val split).
+Only the domains the predictions touch are evaluated, and each of those must be predicted in full
+(models are trained per domain). Values are percent with 2 decimals. Definitions: docs/evaluation.md.
 
 Legend: V videos, N clips (padded), A annotators (TVSum: 20), K top clips kept (5).
 """
@@ -69,15 +70,18 @@ def _per_domain(
     for domain in sorted(pairs):
         scores, labels = [], []
         for p, g in pairs[domain]:
-            truth = read_labels(gt, g)  # (N, A)
+            truth = read_labels(gt, g)  # (N, A), from every annotated clip (TVSum's medians too)
             score = number_array(pred.field(p, SALIENCY_FIELD), pred.origins[p], SALIENCY_FIELD)
-            if len(score) != len(truth):
+            if not 0 < len(score) <= len(truth):
                 raise InputFileError(
                     f"{pred.origins[p]}: {len(score)} saliency scores, but the ground truth "
-                    f"({gt.origins[g]}) has {len(truth)} clips: give one score per clip"
+                    f"({gt.origins[g]}) has {len(truth)} clips: give one score per clip (or per clip "
+                    "that has features, when the features are shorter)"
                 )
+            # UMT's rule when a video's features are shorter than its annotation: the clips without
+            # features are left out of the ranking and of the positives (docs/evaluation.md)
             scores.append(score)
-            labels.append(truth)
+            labels.append(truth[: len(score)])
         mean = float(per_video(*_pad(scores, labels)).mean())
         domain_means.append(mean)
         out[f"{prefix}-{domain}"] = percent(mean)

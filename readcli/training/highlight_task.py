@@ -150,7 +150,8 @@ class HighlightTask:
         indices: Sequence[int] | None = None,
     ) -> list[dict[str, Any]]:
         """One row per video (of `dataset`, or of its examples at `indices`, in order):
-        `pred_saliency_scores` for every annotated clip (missing clips last)."""
+        `pred_saliency_scores` for every clip that has features (as UMT, clips past the end of the
+        features are left out of the evaluation, not ranked last)."""
         model.collect_block_states = False  # type: ignore[assignment]
         rows: list[dict[str, Any]] = []
         wanted = list(range(len(dataset))) if indices is None else list(indices)
@@ -159,11 +160,8 @@ class HighlightTask:
             scores = model(**batch.model_inputs())["saliency_scores"].float().cpu()  # (B, N_V)
             lengths = batch.src_vid_mask.sum(1).long().cpu().tolist()
             for qid, vid, row, n in zip(batch.qids, batch.vids, scores, lengths, strict=True):
-                values = row[:n].tolist()
-                wanted = self._gt_clips.get(str(qid), n)
-                if wanted > n:  # clips without features rank below every scored clip
-                    values += [min(values, default=0.0) - 1.0] * (wanted - n)
-                rows.append({"qid": qid, "vid": vid, "pred_saliency_scores": values[:wanted]})
+                values = row[:n].tolist()[: self._gt_clips.get(str(qid), n)]
+                rows.append({"qid": qid, "vid": vid, "pred_saliency_scores": values})
         return rows
 
     def evaluate(self, model: torch.nn.Module, device: torch.device) -> EvalOutput:
