@@ -27,10 +27,9 @@ from readcli.features.store import save_feature_array
 from readcli.pipelines.finetune import FinetuneRequest, run
 from readcli.training import distributed, loop
 from readcli.training.distributed import Dist, SyncedModel, env_dist, local_part
-from readcli.training.grounding_task import step_num_boxes
 from readcli.training.highlight_task import HighlightTask, bce_positions
 from readcli.training.loop import EvalOutput, StepOutput, TrainSettings, batches_of, train
-from readcli.training.step import Share, current_share, sharing
+from readcli.training.step import Share, count_normaliser, current_share, sharing
 
 # Measured: 2 ranks vs 1 process differ by <= 4e-7 (relative) in any logged loss, grounding with 1-7
 # windows per query and highlight detection with videos of 5-12 clips (float summation order, padding
@@ -98,12 +97,13 @@ def test_count_normalisers_follow_the_ranks_share(tmp_path: Path) -> None:
     dist.init_process_group("gloo", store=store, rank=0, world_size=1)
     cpu, job = torch.device("cpu"), Dist(rank=0, world=2)
     try:
-        assert step_num_boxes(6, cpu) is None and bce_positions(3, 9, cpu) is None  # outside a step: official
+        # outside a step: the official means
+        assert count_normaliser(6, cpu) is None and bce_positions(3, 9, cpu) is None
         with sharing(Share(weight=3 * 2 / 4, job=job)):
-            assert step_num_boxes(6, cpu) == pytest.approx(6 * 0.75)  # x weight / world = x part / global
+            assert count_normaliser(6, cpu) == pytest.approx(6 * 0.75)  # x weight / world = x part / global
             assert bce_positions(3, 9, cpu) == 3 * 9  # B x the longest video of all ranks
         with sharing(Share(weight=0.0, job=job)):  # a stand-in: its own mean, weighted 0 by the loop
-            assert step_num_boxes(6, cpu) is None
+            assert count_normaliser(6, cpu) is None
     finally:
         dist.destroy_process_group()
     assert current_share() == Share()  # restored after each step

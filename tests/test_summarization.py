@@ -303,3 +303,46 @@ def test_summarize_a_real_video_through_clip_features(shared_data: Path, tmp_pat
     narrow = save_vision_guided(tiny_vg("t5"), tmp_path / "narrow")  # a 12-d head cannot take CLIP rows
     with pytest.raises(InputFileError, match="dimension 512, but backbone .*narrow expects 12"):
         summarize(SummarizeRequest(transcript=str(transcript), video=str(video), backbone=str(narrow)))
+
+
+def test_token_mean_is_global_when_a_batch_is_split_across_ranks(
+    how2_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under several processes the LM loss is the token sum over the global batch's token count (with
+    the loop's share weighting), so unequal summary lengths on two ranks add up to the one-process
+    token mean; in one process it stays the backbone's own mean, bit for bit (docs/distributed.md)."""
+    import readcli.training.step as step_module
+    from readcli.training.distributed import Dist
+    from readcli.training.step import Share, sharing
+
+    model = tiny_vg("bart").eval()  # no dropout: the parts see the same network
+    limits = How2Limits(video_dim=VIDEO_DIM)
+    split = load_how2_split(how2_dir, "train", limits=limits)
+    data = How2Dataset(split, limits)
+    task = SummarizationTask(train=data, val=data, tokenizer=model.tokenizer, limits=limits, pvla=None)
+    cpu, rows, parts = torch.device("cpu"), list(range(5)), ([0, 1, 2], [3, 4])
+    whole = task.train_step(model, task.collate(data, rows), cpu).total
+    own_mean = model(**inputs_of(task, data, rows), labels=labels_of(task, data, rows))["loss"]
+    assert torch.equal(whole, own_mean)  # one process: the backbone's own mean, bit for bit
+
+    tokens = [int((labels_of(task, data, part) != -100).sum()) for part in parts]
+    # unequal lengths per example: a plain per-rank mean would differ
+    assert tokens[0] / len(parts[0]) != tokens[1] / len(parts[1])
+    monkeypatch.setattr(step_module, "all_reduce_sum", lambda values, job: values * 0 + sum(tokens))
+    job, summed = Dist(rank=0, world=2), torch.zeros(())
+    for part in parts:
+        weight = len(part) * job.world / len(rows)  # the loop's share weighting
+        with sharing(Share(weight=weight, job=job)):
+            loss = task.train_step(model, task.collate(data, part), cpu).total
+        summed = summed + loss * weight / job.world  # what DDP's gradient average differentiates
+    torch.testing.assert_close(summed, whole, rtol=1e-6, atol=0)
+
+
+def inputs_of(task: SummarizationTask, data: How2Dataset, rows: list[int]) -> dict[str, torch.Tensor]:
+    from readcli.training.summarization_task import batch_inputs
+
+    return batch_inputs(task.collate(data, rows), torch.device("cpu"))
+
+
+def labels_of(task: SummarizationTask, data: How2Dataset, rows: list[int]) -> torch.Tensor:
+    return task.collate(data, rows).labels

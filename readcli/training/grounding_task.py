@@ -18,7 +18,6 @@ from readcli.alignment import PVLASettings, pvla_loss
 from readcli.data.collate import MomentBatch, collate_moments
 from readcli.data.moments import MomentDataset
 from readcli.evaluation import evaluate_qvhighlights
-from readcli.training.distributed import all_reduce_sum
 from readcli.training.grounding_loss import (
     GroundingCriterion,
     GroundingLossWeights,
@@ -27,7 +26,7 @@ from readcli.training.grounding_loss import (
 )
 from readcli.training.grounding_predict import PredictionSettings, QueryMeta, predictions_from_outputs
 from readcli.training.loop import EvalOutput, StepOutput, batches_of
-from readcli.training.step import current_share
+from readcli.training.step import count_normaliser
 
 
 @dataclass
@@ -75,7 +74,7 @@ class GroundingTask:
             saliency_pos=batch.saliency_pos_labels,
             saliency_neg=batch.saliency_neg_labels,
         )
-        num_boxes = step_num_boxes(matched_count(targets.spans, outputs["pred_spans"].shape[1]), device)
+        num_boxes = count_normaliser(matched_count(targets.spans, outputs["pred_spans"].shape[1]), device)
         loss = self.criterion(outputs, targets, num_boxes=num_boxes)
         parts = {k: v for k, v in loss.parts.items() if k != "class_error"}
         total = loss.total
@@ -123,19 +122,3 @@ class GroundingTask:
     def eval_score(self, predictions: list[dict[str, Any]]) -> EvalOutput:
         metrics = evaluate_qvhighlights(predictions, list(self.val_ground_truth))
         return EvalOutput(metrics=metrics, predictions=predictions)
-
-
-def step_num_boxes(local: int, device: torch.device) -> float | None:
-    """The span/gIoU normaliser of this rank's step: None (the official per-batch mean) in one
-    process; under several, the matched windows of the whole global batch, corrected for the loop's
-    share weighting, so that the ranks' losses add up to the one-process loss (docs/distributed.md).
-
-    Every rank takes part in the all-reduce, a stand-in (weight 0) with a count of 0; the stand-in
-    then keeps its own mean, which the loop weights 0.
-    """
-    share = current_share()
-    if not share.job.enabled:
-        return None
-    count = torch.tensor([float(local) if share.weight > 0 else 0.0], dtype=torch.float64, device=device)
-    denominator = share.denominator(float(all_reduce_sum(count, share.job)[0]))
-    return denominator if denominator > 0 else None

@@ -92,7 +92,9 @@ class TrainTask(Protocol):
     and, optionally, sharded evaluation (without it rank 0 evaluates alone while the others wait):
       eval_size() -> int; eval_predict(model, device, indices) -> prediction rows for those validation
       examples, in order; eval_score(rows) -> EvalOutput for all rows.
-    A loss that is a mean over the examples of the batch gives the one-process gradient exactly.
+    A loss that is a mean over the examples of the batch gives the one-process gradient exactly; a
+    loss that divides by a batch-level count (matched windows, tokens) divides its sum by
+    `readcli.training.step.count_normaliser(local_count, device)` when that is not None.
     """
 
     def num_train_batches(self, batch_size: int) -> int: ...

@@ -64,6 +64,23 @@ def current_share() -> Share:
     return _SHARE.get() or Share()
 
 
+def count_normaliser(local: int, device: torch.device) -> float | None:
+    """The normaliser of a loss that divides by a batch-level count (matched windows, target tokens):
+    None in one process (the loss keeps its own mean, bit for bit); under several, the count over the
+    whole global batch corrected for the loop's share weighting (`Share.denominator`), so that the
+    ranks' sums divided by it add up to the one-process mean (docs/distributed.md).
+
+    Every rank takes part in the all-reduce, a stand-in (weight 0) with a count of 0; the stand-in
+    then keeps its own mean (None), which the loop weights 0.
+    """
+    share = current_share()
+    if not share.job.enabled:
+        return None
+    count = torch.tensor([float(local) if share.weight > 0 else 0.0], dtype=torch.float64, device=device)
+    denominator = share.denominator(float(all_reduce_sum(count, share.job)[0]))
+    return denominator if denominator > 0 else None
+
+
 @contextmanager
 def sharing(share: Share) -> Iterator[Share]:
     """Make `share` the `current_share()` for the duration (the Stepper, around `train_step`)."""

@@ -18,6 +18,7 @@ from readcli.data.collate import SummaryBatch, collate_summaries
 from readcli.data.how2 import How2Dataset, How2Limits
 from readcli.evaluation import rouge_scores
 from readcli.training.loop import EvalOutput, StepOutput, batches_of
+from readcli.training.step import count_normaliser
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,20 @@ class SummarizationTask:
     def train_step(self, model: torch.nn.Module, batch: SummaryBatch, device: torch.device) -> StepOutput:
         collect = self.pvla is not None and self.pvla.weight > 0
         model.collect_block_states = collect  # type: ignore[assignment]
-        outputs = model(**batch_inputs(batch, device), labels=batch.labels.to(device))
-        total: torch.Tensor = outputs["loss"]
+        labels = batch.labels.to(device)  # (B, R), -100 = padding
+        outputs = model(**batch_inputs(batch, device), labels=labels)
+        total: torch.Tensor = outputs["loss"]  # mean over this batch's target tokens
+        tokens = count_normaliser(int((labels != -100).sum()), device)
+        if tokens is not None:  # several processes: the mean over the global batch's tokens
+            total = (
+                torch.nn.functional.cross_entropy(
+                    outputs["logits"].flatten(0, 1).float(),
+                    labels.flatten(),
+                    ignore_index=-100,
+                    reduction="sum",
+                )
+                / tokens
+            )
         parts = {"loss_lm": total}
         if collect:
             assert self.pvla is not None  # for mypy: `collect` implies it
