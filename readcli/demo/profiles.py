@@ -59,7 +59,13 @@ class DemoProfile:
         }
         if architecture == "umt":  # (the Moment-DETR digest keeps its old form: caches stay valid)
             parts["architecture"] = architecture
+            parts["init"] = UMT_INIT  # the config does not show how fresh weights are drawn
         return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# How a fresh UMT's weights are drawn; part of the pretraining digest, so a change of initialisation
+# (xavier-uniform -> nncore's xavier-normal, 2026-11-23) never reuses a cache made the old way.
+UMT_INIT = "xavier-normal"
 
 
 def _profiles() -> dict[str, DemoProfile]:
