@@ -9,6 +9,7 @@ same code runs under `readcli finetune` and under `torchrun ... -m readcli finet
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,6 +115,11 @@ def process_group(device_name: str) -> Iterator[Dist]:
     try:
         yield current()
     finally:
+        # DDP wrappers sit in reference cycles, so they outlive the training loop until a garbage
+        # collection. Collected after the group is gone (at interpreter exit), their reducer aborted
+        # the process ("terminate called without an active exception") in about 1 run of 5; collect
+        # them while the group still exists (measured: 0 aborts in 36 runs).
+        gc.collect()
         dist.destroy_process_group()
 
 
