@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from readcli.alignment import PVLASettings, pvla_loss
+from readcli.alignment import PVLASettings
 from readcli.data.collate import MomentBatch, collate_moments
 from readcli.data.moments import MomentDataset
 from readcli.evaluation import evaluate_qvhighlights
@@ -27,10 +27,11 @@ from readcli.training.grounding_loss import (
 from readcli.training.grounding_predict import PredictionSettings, QueryMeta, predictions_from_outputs
 from readcli.training.loop import EvalOutput, StepOutput, batches_of
 from readcli.training.step import count_normaliser
+from readcli.training.task_base import IndexedTask, add_alignment, shuffled_moments, wants_alignment
 
 
 @dataclass
-class GroundingTask:
+class GroundingTask(IndexedTask):
     """Train on `train`, evaluate on `val` against `val_ground_truth` (official QVHighlights rows).
 
     pvla: None trains without the alignment loss; otherwise its weighted value is added to the task
@@ -48,26 +49,15 @@ class GroundingTask:
     def __post_init__(self) -> None:
         self.criterion = GroundingCriterion(self.loss_weights)
 
-    def num_train_batches(self, batch_size: int) -> int:
-        return -(-len(self.train) // batch_size)
-
     def train_index_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
-        epoch = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        self.train.set_epoch(epoch)  # re-draws the saliency pairs, reproducibly per epoch
-        order = torch.randperm(len(self.train), generator=generator).tolist()
-        yield from batches_of(order, batch_size)
+        return shuffled_moments(self.train, batch_size, generator)
 
     def train_collate(self, indices: list[int]) -> MomentBatch:
         return collate_moments([self.train[i] for i in indices])
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[MomentBatch]:
-        for indices in self.train_index_batches(batch_size, generator):
-            yield self.train_collate(indices)
-
     def train_step(self, model: torch.nn.Module, batch: MomentBatch, device: torch.device) -> StepOutput:
         batch = batch.to(device)
-        collect = self.pvla is not None and self.pvla.weight > 0
-        model.collect_block_states = collect  # type: ignore[assignment]
+        model.collect_block_states = wants_alignment(self.pvla)  # type: ignore[assignment]
         outputs = model(**batch.model_inputs())
         targets = GroundingTargets(
             spans=batch.span_labels,
@@ -77,13 +67,7 @@ class GroundingTask:
         num_boxes = count_normaliser(matched_count(targets.spans, outputs["pred_spans"].shape[1]), device)
         loss = self.criterion(outputs, targets, num_boxes=num_boxes)
         parts = {k: v for k, v in loss.parts.items() if k != "class_error"}
-        total = loss.total
-        if collect:
-            assert self.pvla is not None  # for mypy: `collect` implies it
-            alignment = pvla_loss(outputs["block_states"], settings=self.pvla)
-            parts["loss_pvla"] = alignment
-            total = total + alignment
-        return StepOutput(total=total, parts=parts)
+        return StepOutput(total=add_alignment(loss.total, parts, outputs, self.pvla), parts=parts)
 
     @torch.no_grad()
     def predict(
@@ -106,18 +90,6 @@ class GroundingTask:
             ]
             rows.extend(predictions_from_outputs(outputs, batch.src_vid_mask, metas, self.prediction))
         return rows
-
-    def evaluate(self, model: torch.nn.Module, device: torch.device) -> EvalOutput:
-        return self.eval_score(self.predict(model, self.val, device))
-
-    # sharded evaluation under several processes (readcli.training.loop.TrainTask)
-    def eval_size(self) -> int:
-        return len(self.val)
-
-    def eval_predict(
-        self, model: torch.nn.Module, device: torch.device, indices: Sequence[int]
-    ) -> list[dict[str, Any]]:
-        return self.predict(model, self.val, device, indices)
 
     def eval_score(self, predictions: list[dict[str, Any]]) -> EvalOutput:
         metrics = evaluate_qvhighlights(predictions, list(self.val_ground_truth))

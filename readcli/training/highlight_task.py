@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from readcli.alignment import PVLASettings, pvla_loss
+from readcli.alignment import PVLASettings
 from readcli.data.collate import MomentBatch, collate_moments
 from readcli.data.moments import MomentDataset
 from readcli.errors import InvalidValueError, choices_text
@@ -28,6 +28,7 @@ from readcli.evaluation import tvsum_top5_map, youtube_highlight_map
 from readcli.training.distributed import all_reduce_max
 from readcli.training.loop import EvalOutput, StepOutput, batches_of
 from readcli.training.step import current_share
+from readcli.training.task_base import IndexedTask, add_alignment, shuffled_moments, wants_alignment
 
 # dataset -> (the range of its per-clip scores, its metric, the metric key prefix)
 HIGHLIGHT_DATASETS: dict[str, tuple[tuple[float, float], Any, str]] = {
@@ -87,7 +88,7 @@ def bce_positions(batch_size: int, num_clips: int, device: torch.device) -> floa
 
 
 @dataclass
-class HighlightTask:
+class HighlightTask(IndexedTask):
     """Train on `train`, evaluate on `val` against its dataset rows (`val_ground_truth`)."""
 
     train: MomentDataset
@@ -99,25 +100,15 @@ class HighlightTask:
 
     def __post_init__(self) -> None:
         check_dataset(self.dataset)
-        # clips the ground truth scores per qid: predictions are padded to it (features may be shorter)
+        # clips the ground truth scores per qid: predictions are cut to it (features may be longer)
         self._gt_clips = {str(row["qid"]): len(row.get("match") or row.get("label") or ()) for row in
                           self.val_ground_truth}  # fmt: skip
 
-    def num_train_batches(self, batch_size: int) -> int:
-        return -(-len(self.train) // batch_size)
-
     def train_index_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
-        epoch = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        self.train.set_epoch(epoch)  # re-draws the saliency pairs, reproducibly per epoch
-        order = torch.randperm(len(self.train), generator=generator).tolist()
-        yield from batches_of(order, batch_size)
+        return shuffled_moments(self.train, batch_size, generator)
 
     def train_collate(self, indices: list[int]) -> MomentBatch:
         return collate_moments([self.train[i] for i in indices])
-
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[MomentBatch]:
-        for indices in self.train_index_batches(batch_size, generator):
-            yield self.train_collate(indices)
 
     def targets(self, batch: MomentBatch) -> torch.Tensor:
         """(B, N_V) in [0, 1]: the per-clip score scaled by the dataset's score range, 0 at padding."""
@@ -127,19 +118,13 @@ class HighlightTask:
 
     def train_step(self, model: torch.nn.Module, batch: MomentBatch, device: torch.device) -> StepOutput:
         batch = batch.to(device)
-        collect = self.pvla is not None and self.pvla.weight > 0
-        model.collect_block_states = collect  # type: ignore[assignment]
+        model.collect_block_states = wants_alignment(self.pvla)  # type: ignore[assignment]
         outputs = model(**batch.model_inputs())
         mask = batch.src_vid_mask  # (B, N_V)
         positions = bce_positions(mask.shape[0], mask.shape[1], device)
         loss = saliency_bce(outputs["saliency_scores"], self.targets(batch), mask, positions)
         parts = {"loss_saliency": loss}
-        total = loss
-        if collect:
-            assert self.pvla is not None  # for mypy: `collect` implies it
-            parts["loss_pvla"] = pvla_loss(outputs["block_states"], settings=self.pvla)
-            total = total + parts["loss_pvla"]
-        return StepOutput(total=total, parts=parts)
+        return StepOutput(total=add_alignment(loss, parts, outputs, self.pvla), parts=parts)
 
     @torch.no_grad()
     def predict(
@@ -163,18 +148,6 @@ class HighlightTask:
                 values = row[:n].tolist()[: self._gt_clips.get(str(qid), n)]
                 rows.append({"qid": qid, "vid": vid, "pred_saliency_scores": values})
         return rows
-
-    def evaluate(self, model: torch.nn.Module, device: torch.device) -> EvalOutput:
-        return self.eval_score(self.predict(model, self.val, device))
-
-    # sharded evaluation under several processes (readcli.training.loop.TrainTask)
-    def eval_size(self) -> int:
-        return len(self.val)
-
-    def eval_predict(
-        self, model: torch.nn.Module, device: torch.device, indices: Sequence[int]
-    ) -> list[dict[str, Any]]:
-        return self.predict(model, self.val, device, indices)
 
     def eval_score(self, predictions: list[dict[str, Any]]) -> EvalOutput:
         metric = HIGHLIGHT_DATASETS[self.dataset][1]

@@ -12,13 +12,14 @@ from typing import Any
 
 import torch
 
-from readcli.alignment import PVLASettings, pvla_loss
+from readcli.alignment import PVLASettings
 from readcli.backbones.vision_guided_config import GenerationSettings
 from readcli.data.collate import SummaryBatch, collate_summaries
 from readcli.data.how2 import How2Dataset, How2Limits
 from readcli.evaluation import rouge_scores
 from readcli.training.loop import EvalOutput, StepOutput, batches_of
 from readcli.training.step import count_normaliser
+from readcli.training.task_base import IndexedTask, add_alignment, wants_alignment
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def batch_inputs(batch: SummaryBatch, device: torch.device) -> dict[str, torch.T
 
 
 @dataclass
-class SummarizationTask:
+class SummarizationTask(IndexedTask):
     """Train on `train`, evaluate ROUGE-1/2/L F1 of beam-searched summaries of `val`.
 
     pvla: None trains without the alignment loss; otherwise its weighted value is added to the token
@@ -50,9 +51,6 @@ class SummarizationTask:
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     eval_batch_size: int = 16
 
-    def num_train_batches(self, batch_size: int) -> int:
-        return -(-len(self.train) // batch_size)
-
     def collate(self, dataset: How2Dataset, indices: list[int]) -> SummaryBatch:
         return collate_summaries([dataset[i] for i in indices], self.tokenizer, self.limits)
 
@@ -63,13 +61,8 @@ class SummarizationTask:
     def train_collate(self, indices: list[int]) -> SummaryBatch:
         return self.collate(self.train, indices)
 
-    def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[SummaryBatch]:
-        for indices in self.train_index_batches(batch_size, generator):
-            yield self.train_collate(indices)
-
     def train_step(self, model: torch.nn.Module, batch: SummaryBatch, device: torch.device) -> StepOutput:
-        collect = self.pvla is not None and self.pvla.weight > 0
-        model.collect_block_states = collect  # type: ignore[assignment]
+        model.collect_block_states = wants_alignment(self.pvla)  # type: ignore[assignment]
         labels = batch.labels.to(device)  # (B, R), -100 = padding
         outputs = model(**batch_inputs(batch, device), labels=labels)
         total: torch.Tensor = outputs["loss"]  # mean over this batch's target tokens
@@ -85,12 +78,7 @@ class SummarizationTask:
                 / tokens
             )
         parts = {"loss_lm": total}
-        if collect:
-            assert self.pvla is not None  # for mypy: `collect` implies it
-            alignment = pvla_loss(outputs["block_states"], settings=self.pvla)
-            parts["loss_pvla"] = alignment
-            total = total + alignment
-        return StepOutput(total=total, parts=parts)
+        return StepOutput(total=add_alignment(total, parts, outputs, self.pvla), parts=parts)
 
     @torch.no_grad()
     def predict(
@@ -107,18 +95,6 @@ class SummarizationTask:
                 example = dataset.examples[index]
                 rows.append({"video_id": example.video_id, "summary": summary, "reference": example.summary})
         return rows
-
-    def evaluate(self, model: torch.nn.Module, device: torch.device) -> EvalOutput:
-        return self.eval_score(self.predict(model, self.val, device))
-
-    # sharded evaluation under several processes (readcli.training.loop.TrainTask)
-    def eval_size(self) -> int:
-        return len(self.val)
-
-    def eval_predict(
-        self, model: torch.nn.Module, device: torch.device, indices: Sequence[int]
-    ) -> list[dict[str, Any]]:
-        return self.predict(model, self.val, device, indices)
 
     def eval_score(self, rows: list[dict[str, Any]]) -> EvalOutput:
         metrics = rouge_scores([r["summary"] for r in rows], [r["reference"] for r in rows])
