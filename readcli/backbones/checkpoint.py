@@ -110,6 +110,14 @@ def load_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(err)})") from None
 
 
+def state_layout_of(model: torch.nn.Module) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """Every state-dict key of `model` with its shape and dtype: what `check_state_dict` expects.
+
+    Build the model on the meta device to get a layout without allocating weights.
+    """
+    return {key: (tuple(t.shape), t.dtype) for key, t in model.state_dict().items()}
+
+
 def check_state_dict(
     state: Mapping[str, torch.Tensor],
     expected: Mapping[str, tuple[tuple[int, ...], torch.dtype]],

@@ -23,6 +23,7 @@ from torch import nn
 
 from readcli.adapters.context import SequenceContext, segment_ids_from_masks
 from readcli.backbones.base import AdapterTargets, BlockStates, FeedForwardTarget, PromptSpec
+from readcli.backbones.checkpoint import state_layout_of
 from readcli.backbones.moment_detr_config import MomentDETRConfig
 from readcli.backbones.moment_detr_layers import (
     MLP,
@@ -227,5 +228,4 @@ def build_moment_detr(
 
 def state_layout(config: MomentDETRConfig) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
     """Every state-dict key with its shape and dtype, computed without allocating weights."""
-    model = build_moment_detr(config, device="meta")
-    return {key: (tuple(t.shape), t.dtype) for key, t in model.state_dict().items()}
+    return state_layout_of(build_moment_detr(config, device="meta"))

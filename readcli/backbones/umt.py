@@ -24,6 +24,7 @@ from torch import nn
 
 from readcli.adapters.context import SequenceContext
 from readcli.backbones.base import AdapterTargets, BlockStates, FeedForwardTarget
+from readcli.backbones.checkpoint import state_layout_of
 from readcli.backbones.umt_blocks import (
     BoundaryHead,
     CrossModalEncoder,
@@ -231,5 +232,4 @@ def build_umt(
 
 def umt_state_layout(config: UMTConfig) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
     """Every state-dict key with its shape and dtype, computed without allocating weights."""
-    model = build_umt(config, device="meta")
-    return {key: (tuple(t.shape), t.dtype) for key, t in model.state_dict().items()}
+    return state_layout_of(build_umt(config, device="meta"))
