@@ -17,6 +17,8 @@ import statistics
 import time
 from typing import Any
 
+from _grounding_batch import random_grounding_batch  # bench/ is on sys.path when run as a script
+
 
 def run(amp: str, steps: int, batch: int, device_name: str) -> dict[str, Any]:
     import torch
@@ -27,7 +29,7 @@ def run(amp: str, steps: int, batch: int, device_name: str) -> dict[str, Any]:
     from readcli.backbones.moment_detr_config import MomentDETRConfig
     from readcli.backbones.registry import build_backbone
     from readcli.training.distributed import Dist, resolve_device
-    from readcli.training.grounding_loss import GroundingCriterion, GroundingLossWeights, GroundingTargets
+    from readcli.training.grounding_loss import GroundingCriterion, GroundingLossWeights
     from readcli.training.step import StepOutput, Stepper, autocast
 
     torch.manual_seed(0)
@@ -36,19 +38,7 @@ def run(amp: str, steps: int, batch: int, device_name: str) -> dict[str, Any]:
     inject(model, MethodSettings(method="read"))
     model.train()
     model.collect_block_states = True
-    gen = torch.Generator().manual_seed(1)
-    inputs = {
-        "src_vid": torch.randn(batch, 75, 514, generator=gen).to(device),
-        "src_vid_mask": torch.ones(batch, 75).to(device),
-        "src_txt": torch.randn(batch, 32, 512, generator=gen).to(device),
-        "src_txt_mask": torch.ones(batch, 32).to(device),
-    }
-    centers = torch.rand(batch, 1, generator=gen) * 0.6 + 0.2
-    targets = GroundingTargets(
-        spans=[torch.cat([c, torch.tensor([0.2])])[None].to(device) for c in centers],
-        saliency_pos=torch.randint(0, 37, (batch, 2), generator=gen).to(device),
-        saliency_neg=torch.randint(38, 75, (batch, 2), generator=gen).to(device),
-    )
+    inputs, targets = random_grounding_batch(batch, device)
     criterion, pvla = GroundingCriterion(GroundingLossWeights()), PVLASettings()
 
     class Task:

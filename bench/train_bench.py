@@ -23,7 +23,8 @@ import subprocess
 import sys
 import time
 
-from _peak_memory import peak_since, start_peak  # bench/ is on sys.path when run as a script
+from _grounding_batch import random_grounding_batch  # bench/ is on sys.path when run as a script
+from _peak_memory import peak_since, start_peak
 
 CONFIGS = {
     "full": {"method": "full", "pvla": False},
@@ -40,7 +41,7 @@ def child(name: str, steps: int, batch: int, device_name: str) -> dict[str, floa
     from readcli.alignment import PVLASettings, pvla_loss
     from readcli.backbones.moment_detr_config import MomentDETRConfig
     from readcli.backbones.registry import build_backbone
-    from readcli.training.grounding_loss import GroundingCriterion, GroundingLossWeights, GroundingTargets
+    from readcli.training.grounding_loss import GroundingCriterion, GroundingLossWeights
     from readcli.training.loop import resolve_device
 
     torch.manual_seed(0)
@@ -54,19 +55,7 @@ def child(name: str, steps: int, batch: int, device_name: str) -> dict[str, floa
     criterion = GroundingCriterion(GroundingLossWeights())
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4)
-    gen = torch.Generator().manual_seed(1)
-    inputs = {
-        "src_vid": torch.randn(batch, 75, 514, generator=gen).to(device),
-        "src_vid_mask": torch.ones(batch, 75).to(device),
-        "src_txt": torch.randn(batch, 32, 512, generator=gen).to(device),
-        "src_txt_mask": torch.ones(batch, 32).to(device),
-    }
-    centers = torch.rand(batch, 1, generator=gen) * 0.6 + 0.2
-    targets = GroundingTargets(
-        spans=[torch.cat([c, torch.tensor([0.2])])[None].to(device) for c in centers],
-        saliency_pos=torch.randint(0, 37, (batch, 2), generator=gen).to(device),
-        saliency_neg=torch.randint(38, 75, (batch, 2), generator=gen).to(device),
-    )
+    inputs, targets = random_grounding_batch(batch, device)
     pvla = PVLASettings()
 
     def sync() -> None:
