@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import reliability_inputs
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -23,7 +24,6 @@ from readcli.backbones.registry import build_backbone, save_backbone
 from readcli.backbones.umt_config import tiny_umt_config
 from readcli.data import load_grounding_split
 from readcli.errors import InvalidValueError, TrainingError
-from readcli.features.store import save_feature_array
 from readcli.pipelines.finetune import FinetuneRequest, run
 from readcli.training import distributed, loop
 from readcli.training.distributed import Dist, SyncedModel, env_dist, local_part
@@ -114,21 +114,9 @@ def data_and_backbone(tmp_path_factory: pytest.TempPathFactory, shared_data: Pat
     """The first 12 train rows, with 7, 1, 4, 1, ... windows (more than the tiny model's 5 queries in
     one: the span losses are means over a batch's matched windows, not over queries), 7 val rows,
     and a tiny Moment-DETR without dropout (dropout masks cannot match between 1 and 2 processes)."""
-    root = tmp_path_factory.mktemp("qvh")
-    qvh = shared_data / "qvhighlights"
-    with (qvh / "highlight_train_release.jsonl").open() as lines:
-        train = [json.loads(next(lines)) for _ in range(12)]
+    root = reliability_inputs.grounding_dir(tmp_path_factory.mktemp("qvh"), shared_data, train=12, val=7)
+    train = [json.loads(line) for line in (root / "train.jsonl").read_text().splitlines()]
     assert {len(r["relevant_windows"]) for r in train} == {1, 4, 7}
-    val = [json.loads(line) for line in (qvh / "highlight_val_release.jsonl").open()][:7]
-    for name, split in (("train", train), ("val", val)):
-        (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in split))
-    rng = np.random.default_rng(0)
-    for row in train + val:
-        clips = int(row["duration"] // 2)
-        video = rng.normal(size=(clips, 16))
-        save_feature_array(root / "video_features" / "clip" / f"{row['vid']}.npz", "features", video)
-        words = rng.normal(size=(len(row["query"].split()) + 2, 12))
-        save_feature_array(root / "text_features" / f"qid{row['qid']}.npz", "last_hidden_state", words)
     torch.manual_seed(0)
     backbone = tmp_path_factory.mktemp("backbone") / "tiny"
     save_backbone(build_backbone(tiny_moment_detr_config(dropout=0.0, input_dropout=0.0)), backbone)

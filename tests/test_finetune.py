@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
+import reliability_inputs
 import torch
 from typer.testing import CliRunner
 
@@ -14,7 +14,6 @@ from readcli.adapters import load_bundle
 from readcli.backbones.moment_detr_config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone, load_backbone, save_backbone
 from readcli.cli import app
-from readcli.features.store import save_feature_array
 from readcli.pipelines._grounding_run import prepare_grounding_run
 from readcli.pipelines.finetune import FinetuneRequest, run
 from readcli.training.loop import TrainSettings
@@ -22,30 +21,10 @@ from readcli.training.loop import TrainSettings
 runner = CliRunner()
 
 
-def _write_split(rows: list[dict], path: Path) -> None:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-
 @pytest.fixture(scope="module")
 def grounding_dir(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     """12 train and 6 val real QVHighlights rows; features: 16-d video, 12-d text (tiny model widths)."""
-    root = tmp_path_factory.mktemp("qvh")
-    qvh = shared_data / "qvhighlights"
-    train = [json.loads(line) for line in (qvh / "highlight_train_release.jsonl").open()][:12]
-    val = [json.loads(line) for line in (qvh / "highlight_val_release.jsonl").open()][:6]
-    _write_split(train, root / "train.jsonl")
-    _write_split(val, root / "val.jsonl")
-    rng = np.random.default_rng(0)
-    for row in train + val:
-        clips = int(row["duration"] // 2)
-        save_feature_array(
-            root / "video_features" / "clip" / f"{row['vid']}.npz", "features", rng.normal(size=(clips, 16))
-        )
-        words = len(row["query"].split()) + 2
-        save_feature_array(
-            root / "text_features" / f"qid{row['qid']}.npz", "last_hidden_state", rng.normal(size=(words, 12))
-        )
-    return root
+    return reliability_inputs.grounding_dir(tmp_path_factory.mktemp("qvh"), shared_data, train=12, val=6)
 
 
 @pytest.fixture(scope="module")
