@@ -10,10 +10,9 @@ extractor keeps `last_hidden_state[:valid_len]` with valid_len = the non-zero to
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 
 from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.weights import OPENAI, ResolvedWeights, read_state_dict, resolve_weights
+from readcli.logfilter import dropping_records
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +74,6 @@ def check_model_name(model_name: str) -> str:
     return model_name
 
 
-@contextlib.contextmanager
-def _no_random_init_warning() -> Iterator[None]:
-    """open_clip warns on the root logger that a model built with pretrained=None is random; we load next."""
-    root = logging.getLogger()
-
-    def keep(record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("No pretrained weights loaded")
-
-    root.addFilter(keep)
-    try:
-        yield
-    finally:
-        root.removeFilter(keep)
-
-
 def _load_into(model: torch.nn.Module, weights: ResolvedWeights, model_name: str) -> None:
     state = read_state_dict(weights.path)
     scale, current = state.get("logit_scale"), getattr(model, "logit_scale", None)
@@ -139,7 +124,8 @@ class ClipEncoder:
         resolved = resolve_weights(weights, model_name)
         config = open_clip.get_model_config(model_name) or {}
         quick_gelu = bool(config.get("quick_gelu", False)) or weights == OPENAI or resolved.torchscript
-        with _no_random_init_warning():
+        # open_clip warns on the root logger that a model built with pretrained=None is random; we load next
+        with dropping_records(logging.getLogger(), "No pretrained weights loaded"):
             model, _, preprocess = open_clip.create_model_and_transforms(
                 model_name, pretrained=None, force_quick_gelu=quick_gelu
             )

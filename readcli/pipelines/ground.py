@@ -8,11 +8,10 @@ encode the queries, and run the backbone over overlapping windows of the whole v
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +19,7 @@ from typing import Any, Literal
 from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.cache import FeatureCache
 from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder
+from readcli.logfilter import dropping_records
 
 log = logging.getLogger(__name__)
 
@@ -104,21 +104,6 @@ def _validate(request: GroundRequest) -> None:
         raise InputFileError(f"{request.video}: {what}")
 
 
-@contextlib.contextmanager
-def _quiet_truncation_log() -> Iterator[None]:
-    """The encoder logs each truncated query; `ground` reports it in its result instead, once."""
-    logger = logging.getLogger("readcli.features.clip_encoder")
-
-    def keep(record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("query longer than CLIP")
-
-    logger.addFilter(keep)
-    try:
-        yield
-    finally:
-        logger.removeFilter(keep)
-
-
 def _query_warnings(encoder: ClipEncoder, queries: tuple[str, ...], max_q_l: int | None) -> list[str]:
     """One line per query that is cut: by CLIP's context, and/or to the model's max_q_l tokens."""
     warnings = []
@@ -187,7 +172,8 @@ def run(
         batch_size=request.batch_size,
         progress=lambda done, total: report(GroundProgress("extract", done, total)),
     )
-    with _quiet_truncation_log():
+    # the encoder logs each truncated query; `ground` reports it in its result instead, once
+    with dropping_records(logging.getLogger("readcli.features.clip_encoder"), "query longer than CLIP"):
         texts = [t.numpy() for t in encoder.encode_queries(list(request.queries))]  # (N_L, D_t) each
     settings = WindowSettings(
         window=spec.max_v_l or int(model.config.max_v_l), stride=request.stride, nms_iou=request.nms_iou
