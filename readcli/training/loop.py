@@ -37,7 +37,6 @@ from readcli.training.distributed import (
     wrap,
 )
 from readcli.training.step import StepOutput, Stepper, autocast
-from readcli.training.step import amp_dtype as amp_dtype  # re-exported for callers of the loop
 
 log = logging.getLogger(__name__)
 
