@@ -29,12 +29,9 @@ def hub_cache_dir() -> Path:
 
 
 def offline_reason() -> str | None:
-    """Why the hub must not be contacted ("HF_HUB_OFFLINE=1"), or None."""
-    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        value = os.environ.get(variable, "").strip().lower()
-        if value in TRUTHY:
-            return f"{variable}={os.environ[variable].strip()}"
-    return None
+    """ "HF_HUB_OFFLINE=1" when the hub client's offline switch is on (readcli downloads honour it too)."""
+    value = os.environ.get("HF_HUB_OFFLINE", "").strip()
+    return f"HF_HUB_OFFLINE={value}" if value.lower() in TRUTHY else None
 
 
 def split_revision(spec: str) -> tuple[str, str | None]:
