@@ -25,6 +25,7 @@ runner = CliRunner()
 @dataclass
 class ServerState:
     cut_next: bool = False  # the next full answer stops halfway and closes the connection
+    ignore_range: bool = False  # answer 200 with the whole file, as servers without Range support do
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
 
 
@@ -40,7 +41,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_error(404, "Not Found")
             return
         start = 0
-        if self.headers.get("Range"):
+        if self.headers.get("Range") and not self.state.ignore_range:
             start = int(self.headers["Range"].removeprefix("bytes=").rstrip("-"))
             if start >= len(DATA):
                 self.send_response(416)
@@ -137,6 +138,35 @@ def test_an_interrupted_transfer_resumes_with_a_range_request(server: tuple[str,
     assert target.read_bytes() == DATA
     assert state.requests[-1] == ("/weights/model.ckpt", f"bytes={len(DATA) // 2}-")
     assert not part_path(target).exists()
+
+
+def test_a_server_that_ignores_the_range_restarts_the_file(server: tuple[str, ServerState]) -> None:
+    base, state = server
+    entry = _entry(f"{base}/weights/model.ckpt")
+    target = entry.location()
+    assert target is not None
+    state.cut_next = True
+    with pytest.raises(DownloadError, match="again to resume"):
+        fetch(entry, target)
+    state.ignore_range = True
+    fetched = fetch(entry, target)  # asks for the rest, gets the whole file: starts over, no duplicate bytes
+    assert state.requests[-1][1] == f"bytes={len(DATA) // 2}-"
+    assert target.read_bytes() == DATA and fetched.checked == "sha256"
+
+
+def test_two_downloads_of_one_file_cannot_interleave(server: tuple[str, ServerState]) -> None:
+    import fcntl
+
+    base, state = server
+    entry = _entry(f"{base}/weights/model.ckpt")
+    target = entry.location()
+    assert target is not None
+    target.parent.mkdir(parents=True)
+    with part_path(target).open("ab") as other:  # another process holds the part file
+        fcntl.flock(other, fcntl.LOCK_EX)
+        with pytest.raises(DownloadError, match="is being written by another readcli download"):
+            fetch(entry, target)
+    assert state.requests == [] and not target.exists()
 
 
 def test_a_404_is_one_line_and_leaves_nothing(server: tuple[str, ServerState], _cache: Path) -> None:
