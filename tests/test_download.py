@@ -304,3 +304,62 @@ def test_a_hub_id_missing_offline_names_it(tmp_path: Path, monkeypatch: pytest.M
         "error: offline (HF_HUB_OFFLINE=1): readcli download would fetch t5-base (t5-base-vg) "
         "from the Hugging Face Hub\n"
     )
+
+
+def _fake_hub_client(
+    monkeypatch: pytest.MonkeyPatch, hub: Path, data: bytes, differ: list[str]
+) -> list[tuple[str, str | None]]:
+    """Stand-ins for the two network calls of a hub download (there is no hub here): the snapshot lays
+    the files out as the client would, and the hub's verification reports `differ`."""
+    from readcli.weights import hub as hub_module
+
+    calls: list[tuple[str, str | None]] = []
+
+    def snapshot(repo_id: str, revision: str | None, *, patterns: tuple[str, ...], what: str) -> Path:
+        calls.append((repo_id, revision))
+        assert "*.safetensors" in patterns and "*.json" in patterns
+        return _hub_cache(hub, repo_id, {"config.json": b"{}", "model.safetensors": data})
+
+    monkeypatch.setattr(hub_module, "snapshot", snapshot)
+    monkeypatch.setattr(hub_module, "hub_mismatches", lambda repo_id, revision: (2, differ))
+    return calls
+
+
+def test_a_hub_download_is_checked_against_the_hubs_digests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    calls = _fake_hub_client(monkeypatch, tmp_path / "hub", b"weights", differ=[])
+    result = runner.invoke(app, ["download", "bart-base-vg"])
+    assert result.exit_code == 0, result.output
+    assert calls == [("facebook/bart-base", None)]
+    assert result.stdout.startswith("fetched: model.safetensors (bart-base-vg) ")
+    assert result.stdout.rstrip().endswith("[hub digests of 2 files ok]")
+
+
+def test_a_hub_download_that_differs_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    _fake_hub_client(monkeypatch, tmp_path / "hub", b"weights", differ=["model.safetensors"])
+    result = runner.invoke(app, ["download", "bart-base-vg"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1] == (
+        "error: facebook/bart-base: the cached model.safetensors differ from the hub's digests; remove the "
+        "cached copy (hf cache rm model/facebook/bart-base) and run readcli download bart-base-vg again"
+    )
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub2"))
+    _fake_hub_client(monkeypatch, tmp_path / "hub2", b"not t5-base", differ=[])
+    t5 = runner.invoke(app, ["download", "t5-base-vg"])  # the card's sha256 is checked first
+    assert t5.exit_code == 1
+    assert "the card records a90903540cc02cbeb7ff9f823f1a80eb778c7e22426a0e620b01c77a5ec8f5b4" in t5.stderr
+
+
+def test_a_hub_check_that_cannot_run_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from readcli.weights.hub import hub_mismatches
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty"))
+    with pytest.raises(
+        DownloadError, match=r"^facebook/bart-base: fetched into the Hugging Face cache, but its"
+    ):
+        hub_mismatches("facebook/bart-base", None)

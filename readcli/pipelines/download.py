@@ -59,9 +59,13 @@ def run(request: DownloadRequest, progress: Event | None = None) -> DownloadResu
         if status.state == PRESENT and status.path is not None:
             outcomes[entry.key] = FileOutcome(entry, "present", status.path, status.checked)
         elif status.state == DAMAGED:
+            fix = (
+                _remove_hint(entry)
+                if entry.kind == HUB
+                else f"remove it (or point {entry.env_var} elsewhere) and run {command} again"
+            )
             raise InputFileError(
-                f"{status.path} is there but does not match preset {entry.preset} ({status.problem}); "
-                f"remove it (or point {entry.env_var} elsewhere) and run {command} again"
+                f"{status.path} is there but does not match preset {entry.preset} ({status.problem}); {fix}"
             )
         elif entry.kind == CHOOSE:
             raise InvalidValueError(_choose_text(entry))
@@ -85,23 +89,9 @@ def _fetch(entry: WeightFile, command: str, progress: Event | None) -> FileOutco
     report = progress or (lambda *event: None)
     report(entry, "start", 0, entry.size)
     if entry.kind == HUB:
-        from readcli.weights.digest import verify
-        from readcli.weights.http import DownloadError
-        from readcli.weights.hub import snapshot
-
-        folder = snapshot(
-            entry.source, entry.revision, patterns=entry.patterns, what=f"preset {entry.preset}"
-        )
-        path = folder / entry.file_name
-        if not path.is_file():
-            raise DownloadError(
-                f"{entry.source} has no {entry.file_name} (preset {entry.preset}'s card names it)"
-            )
-        verdict = verify(path, entry, cached=False)
-        if not verdict.ok:
-            raise DownloadError(f"{path} ({entry.source}) has {verdict.problem}")
-        report(entry, "done", path.stat().st_size, path.stat().st_size)
-        return FileOutcome(entry, "fetched", path, verdict.checked)
+        outcome = _fetch_hub(entry)
+        report(entry, "done", outcome.path.stat().st_size, outcome.path.stat().st_size)
+        return outcome
     from readcli.weights.http import fetch
 
     target = entry.location()
@@ -112,6 +102,37 @@ def _fetch(entry: WeightFile, command: str, progress: Event | None) -> FileOutco
     report(entry, "done", target.stat().st_size, target.stat().st_size)
     action = "resumed" if fetched.resumed_from else "fetched"
     return FileOutcome(entry, action, fetched.path, fetched.checked)
+
+
+def _fetch_hub(entry: WeightFile) -> FileOutcome:
+    """Snapshot the repository's files, then check the weights file against the card and every fetched
+    file against the digests the hub publishes (huggingface_hub's own verification)."""
+    from readcli.weights.digest import verify
+    from readcli.weights.http import DownloadError
+    from readcli.weights.hub import hub_mismatches, snapshot
+
+    folder = snapshot(entry.source, entry.revision, patterns=entry.patterns, what=f"preset {entry.preset}")
+    path = folder / entry.file_name
+    if not path.is_file():
+        raise DownloadError(
+            f"{entry.source} has no {entry.file_name} (preset {entry.preset}'s card names it)"
+        )
+    verdict = verify(path, entry, cached=False)
+    if not verdict.ok:
+        raise DownloadError(f"{path} ({entry.source}) has {verdict.problem}; {_remove_hint(entry)}")
+    checked, differ = hub_mismatches(entry.source, entry.revision)
+    if differ:
+        raise DownloadError(
+            f"{entry.source}: the cached {', '.join(differ[:3])} differ from the hub's digests; "
+            f"{_remove_hint(entry)}"
+        )
+    hub = f"hub digests of {checked} files" if checked else ""
+    return FileOutcome(entry, "fetched", path, " + ".join(part for part in (verdict.checked, hub) if part))
+
+
+def _remove_hint(entry: WeightFile) -> str:
+    command = f"readcli download {entry.preset}"
+    return f"remove the cached copy (hf cache rm model/{entry.source}) and run {command} again"
 
 
 def _would_fetch(entries: list[WeightFile]) -> str:

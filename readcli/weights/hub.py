@@ -87,5 +87,24 @@ def snapshot(
     return Path(str(folder))
 
 
+def hub_mismatches(repo_id: str, revision: str | None) -> tuple[int, list[str]]:
+    """(files checked, paths that differ) of a cached snapshot against the digests the hub publishes.
+
+    huggingface_hub's `verify_repo_checksums` (sha256 for LFS files, git blob sha1 for the others); it
+    reads the repository's file list, so it needs the network: call it right after a download. Files
+    the snapshot did not fetch (other formats of the same weights) are not counted.
+    """
+    from huggingface_hub import HfApi
+
+    try:
+        result = HfApi().verify_repo_checksums(repo_id, revision=revision, cache_dir=hub_cache_dir())
+    except Exception as err:  # noqa: BLE001 (network and hub errors of many types)
+        raise DownloadError(
+            f"{repo_id}: fetched into the Hugging Face cache, but its files could not be checked against the "
+            f"hub's digests ({_short(err)})"
+        ) from None
+    return int(result.checked_count), sorted(str(m["path"]) for m in result.mismatches)
+
+
 def _short(err: BaseException) -> str:
     return " ".join(str(err).split())[:200] or type(err).__name__
