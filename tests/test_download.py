@@ -26,6 +26,7 @@ runner = CliRunner()
 class ServerState:
     cut_next: bool = False  # the next full answer stops halfway and closes the connection
     ignore_range: bool = False  # answer 200 with the whole file, as servers without Range support do
+    body: bytes = DATA  # what the server sends for a file it has
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
 
 
@@ -40,20 +41,20 @@ class _Handler(BaseHTTPRequestHandler):
         if not self.path.endswith(("/model.ckpt", "/model_best.ckpt")):
             self.send_error(404, "Not Found")
             return
-        start = 0
+        start, data = 0, self.state.body
         if self.headers.get("Range") and not self.state.ignore_range:
             start = int(self.headers["Range"].removeprefix("bytes=").rstrip("-"))
-            if start >= len(DATA):
+            if start >= len(data):
                 self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(DATA)}")
+                self.send_header("Content-Range", f"bytes */{len(data)}")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
             self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(DATA) - 1}/{len(DATA)}")
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         else:
             self.send_response(200)
-        body = DATA[start:]
+        body = data[start:]
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.state.cut_next:
@@ -192,6 +193,35 @@ def test_download_is_idempotent(server: tuple[str, ServerState], monkeypatch: py
     second = download_pipeline.run(request)
     assert [(f.action, f.checked) for f in second.files] == [("present", "sha256")]
     assert len(state.requests) == 1  # the second call did not touch the network
+
+
+# `git hash-object` of ../shared/data/moment_detr/parity_model.ckpt, computed with git itself
+PARITY_GIT_BLOB = "7d304e6694912a22deb8457f27aa868f4f06b7f2"
+
+
+def test_a_downloaded_checkpoint_is_checked_by_its_git_blob_id_and_loads_as_the_preset(
+    server: tuple[str, ServerState], monkeypatch: pytest.MonkeyPatch, shared_data: Path
+) -> None:
+    """End to end with an official-format checkpoint (random weights): the card, overridden to name this
+    file's git blob id and the test server, is what `download` checks; the preset then loads it."""
+    from dataclasses import replace
+
+    from readcli.backbones.registry import load_backbone
+    from readcli.weights.catalog import own_files
+
+    base, state = server
+    state.body = (shared_data / "moment_detr" / "parity_model.ckpt").read_bytes()
+    card_entry = own_files("moment-detr-clip")[0]
+    entry = replace(
+        card_entry, source=f"{base}/moment_detr_ckpt/model_best.ckpt", git_blob_sha1=PARITY_GIT_BLOB
+    )
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("READCLI_MOMENT_DETR_CLIP", raising=False)
+    monkeypatch.setattr(download_pipeline, "preset_files", lambda name: [entry])
+    result = download_pipeline.run(download_pipeline.DownloadRequest(("moment-detr-clip",)))
+    assert [(f.action, f.checked) for f in result.files] == [("fetched", "git blob sha1")]
+    model = load_backbone("moment-detr-clip")  # found where download put it, keys and config checked
+    assert sum(p.numel() for p in model.parameters()) == 4_228_873
 
 
 def test_cli_refuses_the_mirror_file_that_is_not_the_published_checkpoint(

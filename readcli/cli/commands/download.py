@@ -18,7 +18,10 @@ _EVERY_S = 10.0  # a progress line at most this often (plain lines: they read we
 @error_boundary
 def download(
     presets: Annotated[
-        list[str], typer.Argument(help="Preset names, e.g. moment-detr-clip (see `readcli models`).")
+        list[str],
+        typer.Argument(
+            metavar="PRESET...", help="Preset names, e.g. moment-detr-clip (see `readcli models`)."
+        ),
     ],
 ) -> None:
     """Fetch the weights the presets need (verified against their cards); present files are kept."""
