@@ -63,8 +63,13 @@ class WeightFile:
 
 
 def card_names() -> list[str]:
-    """Every card in models/ (the presets with weights of their own), sorted."""
-    return sorted(path.stem for path in MODELS_DIR.glob("*.json"))
+    """Every preset card in models/ (a JSON file naming `weights` or a `text_model`), sorted."""
+    names = []
+    for path in sorted(MODELS_DIR.glob("*.json")):
+        card = read_json_object(path)
+        if "weights" in card or "text_model" in card:
+            names.append(path.stem)
+    return names
 
 
 def canonical(name: str) -> str:
@@ -86,7 +91,7 @@ def own_files(name: str) -> list[WeightFile]:
     """The files a card describes itself (not those of the presets it requires)."""
     card = read_card(name)
     where = MODELS_DIR / f"{name}.json"
-    extra = card.get("download") or {}
+    extra = _download_section(name, card)
     try:
         if "text_model" in card:
             return [_hub_file(name, card["text_model"], extra)]
@@ -99,9 +104,18 @@ def preset_files(name: str) -> list[WeightFile]:
     """Everything preset `name` needs: its own files, then those of the presets its card requires."""
     name = canonical(name)
     files = own_files(name)
-    for required in read_card(name).get("download", {}).get("requires", []):
+    for required in _download_section(name, read_card(name)).get("requires", []):
         files += own_files(canonical(str(required)))
     return files
+
+
+def _download_section(name: str, card: dict[str, Any]) -> dict[str, Any]:
+    section = card.get("download") or {}
+    if not isinstance(section, dict) or not isinstance(section.get("requires", []), list):
+        raise InputFileError(
+            f"{MODELS_DIR / f'{name}.json'}: field 'download' must be an object, 'requires' a list"
+        )
+    return section
 
 
 def _url_file(name: str, architecture: str, weights: dict[str, Any], extra: dict[str, Any]) -> WeightFile:
