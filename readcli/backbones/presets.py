@@ -90,8 +90,9 @@ def resolve_weights(card: PresetCard) -> Path:
     what = "one of the official files" if files else card.file_name
     fresh = [name for name, target in FRESH_PRESETS.items() if target == card.name]
     hint = f"; or use preset {fresh[0]} for a freshly initialised model (no weights)" if fresh else ""
+    command = "" if files else f"run `readcli download {card.name}`, or "  # per-domain files: user's pick
     raise CheckpointError(
-        f"preset {card.name}: weights not found at {path} ({origin}). Download {what} from "
+        f"preset {card.name}: weights not found at {path} ({origin}): {command}download {what} from "
         f"{source_text(card.source)} and put it at {default}, or set {card.env_var} to its path{hint}"
     )
 

@@ -251,8 +251,8 @@ def load_text_model(source: str, family: str, *, preset: VisionGuidedCard | None
         raise OfflineError(
             f"backbone {preset.name if preset else source} needs {source} from the Hugging Face hub, which "
             f"is not in the local cache and cannot be downloaded ({reason}): download it where there is a "
-            f"network (huggingface-cli download {source} --local-dir DIR) and pass "
-            f"--backbone DIR{alternative}"
+            f"network ({f'readcli download {preset.name}; or ' if preset else ''}hf download {source} "
+            f"--local-dir DIR and pass --backbone DIR{alternative})"
         )
     return _from_pretrained(model_class, AutoTokenizer, source, local_only=False)
 

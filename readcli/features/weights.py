@@ -98,6 +98,9 @@ def _cached_openai_file(cfg: dict[str, Any]) -> Path | None:
         candidate = Path.home() / ".cache" / "clip" / os.path.basename(url)
         if candidate.is_file():
             return candidate
+        from readcli.weights.status import local_copy
+
+        return local_copy(url)  # where `readcli download clip-vit-b-32` puts it
     return None
 
 
@@ -114,9 +117,10 @@ def _hub_reachable() -> bool:
 
 
 def _offline_error(model_name: str, why: str) -> OfflineError:
+    fetch = "run `readcli download clip-vit-b-32` with a network, or " if "ViT-B-32" in model_name else ""
     return OfflineError(
         f"--clip-weights openai for {model_name} needs the network to download the weights ({why}); "
-        "download them where there is a network and pass --clip-weights PATH (a .safetensors, .pt or "
+        f"{fetch}download them where there is a network and pass --clip-weights PATH (a .safetensors, .pt or "
         ".bin state dict, or OpenAI's ViT-B-32.pt)"
     )
 

@@ -12,10 +12,11 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from readcli.adapters.bundle_source import resolve_adapter
 from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.cache import FeatureCache
 from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder
@@ -156,6 +157,7 @@ def run(
     began = time.perf_counter()
     report = progress or (lambda event: None)
     _validate(request)
+    request = replace(request, adapter=resolve_adapter(request.adapter))  # a folder or a Hub id (cached)
     report(GroundProgress("load", 0, 2))
     model, spec = _load_model(request)
     if encoder is None:

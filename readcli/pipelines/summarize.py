@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from readcli.adapters import load_bundle, read_bundle_config
+from readcli.adapters.bundle_source import resolve_adapter
 from readcli.backbones.vision_guided import VisionGuidedSeq2Seq
 from readcli.backbones.vision_guided_config import GenerationSettings
 from readcli.backbones.vision_guided_io import load_vision_guided
@@ -187,6 +188,7 @@ def run(request: SummarizeRequest, *, encoder: ClipEncoder | None = None) -> Sum
     """Summarize one video. `encoder`: an already loaded CLIP encoder (tests, long-lived callers)."""
     began = time.perf_counter()
     _check(request)
+    request = replace(request, adapter=resolve_adapter(request.adapter))  # a folder or a Hub id (cached)
     transcript = read_transcript(request.transcript)
     model, backbone, extra = _load(request)
     limits = How2Limits(**extra["limits"]) if isinstance(extra.get("limits"), dict) else How2Limits()

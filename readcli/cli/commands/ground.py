@@ -65,7 +65,9 @@ def ground(
     query: Annotated[str, typer.Argument(help="What to find, in words.")],
     more: Annotated[list[str] | None, typer.Option("--query", help="Another query (repeatable).")] = None,
     backbone: Annotated[str, typer.Option(help="A preset or a checkpoint.")] = "moment-detr-clip",
-    adapter: Annotated[Path | None, typer.Option(help="An adapter bundle directory.")] = None,
+    adapter: Annotated[
+        Path | None, typer.Option(help="An adapter bundle: a folder, or a Hub id ORG/NAME[@REV].")
+    ] = None,
     clip_model: Annotated[str, typer.Option(help="An open_clip model name.")] = "ViT-B-32",
     clip_weights: Annotated[str, typer.Option(help="'openai' (needs the network) or a file.")] = "openai",
     top_k: Annotated[int, typer.Option(help="Moments shown per query.")] = 5,

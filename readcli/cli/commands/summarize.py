@@ -30,7 +30,10 @@ def summarize(
         str | None, typer.Option("--backbone", help="bart-base-vg|t5-base-vg|DIR (default: the bundle's).")
     ] = None,
     adapter: Annotated[
-        Path | None, typer.Option("--adapter", help="Bundle from finetune --task vls.")
+        Path | None,
+        typer.Option(
+            "--adapter", help="Bundle from finetune --task vls: a folder or a Hub id ORG/NAME[@REV]."
+        ),
     ] = None,
     beams: Annotated[
         int | None, typer.Option("--beams", help="Beam width (default: the bundle's, 4).")
