@@ -102,3 +102,15 @@ def test_official_file_through_the_umt_s_preset(
     assert isinstance(model, UMT) and model.config.boundary_head is False and model.config.nheads == 8
     for name, logits, saliency in _max_differences(model, fixture):
         assert logits <= TOLERANCE and saliency <= TOLERANCE, (name, logits, saliency)
+
+
+def test_fresh_tables_have_the_official_scale(fixture: dict[str, Any]) -> None:
+    """The fixture is the official model as built (seed 0): its tables show nncore's draw, and readcli's."""
+    official = fixture["state_dict"]
+    ours = load_backbone("umt-s-scratch").state_dict()
+    tables = [key for key in official if key.endswith(("pos_enc.pe", ".token"))]
+    assert len(tables) == 6  # five position tables and the cross-modal tokens
+    for key in tables:
+        tolerance = 5e-4 if official[key].numel() > 10_000 else 0.008  # 1.28 M draws vs 1,024
+        assert float(official[key].std()) == pytest.approx(0.0625, abs=tolerance), key
+        assert float(ours[key].std()) == pytest.approx(float(official[key].std()), abs=2 * tolerance), key
