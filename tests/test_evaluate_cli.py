@@ -88,9 +88,44 @@ def test_youtube_json_keys(shared_data: Path, tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    metrics = json.loads(result.stdout)
-    assert list(metrics)[-1] == "mAP-avg" and len(metrics) == 7
-    assert all(value == 100.0 for value in metrics.values())
+    report = json.loads(result.stdout)
+    assert list(report)[-2:] == ["mAP-avg", "tie_decided"] and len(report) == 8
+    # `match` as scores ties every clip with its label's equals: ties that decide nothing, no warning
+    assert report["tie_decided"] == [] and result.stderr == ""
+    assert all(report[key] == 100.0 for key in list(report)[:-1])
+
+
+def _tie_case(tmp_path: Path) -> list[str]:
+    """TVSum rows: video t1's tie reaches its top 5, t2's tie lies below it."""
+    label = [[5, 4]] * 3 + [[1, 1]] * 9  # both annotators: clips 0..2 above the median
+    gt = [
+        {"qid": "t1", "domain": "BK", "label": label},
+        {"qid": "t2", "domain": "BT", "label": label},
+    ]
+    preds = [
+        {"qid": "t1", "pred_saliency_scores": [0.9] + [0.5] * 11},  # ranks 2..12 tie: 2 positives among 11
+        {"qid": "t2", "pred_saliency_scores": [0.9, 0.8, 0.7, 0.6, 0.5] + [0.1] * 7},  # tie at ranks 6..12
+    ]
+    for name, rows in (("gt.jsonl", gt), ("p.jsonl", preds)):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return ["evaluate", "--task", "tlg", "--dataset", "tvsum", "--preds", str(tmp_path / "p.jsonl"),
+            "--gt", str(tmp_path / "gt.jsonl")]  # fmt: skip
+
+
+def test_a_tie_that_decides_the_cut_is_one_warning_line_and_a_json_field(tmp_path: Path) -> None:
+    args = _tie_case(tmp_path)
+    for extra in ([], ["--json"]):
+        result = runner.invoke(app, [*args, *extra])
+        assert result.exit_code == 0, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(
+            "warning: tied scores decide which clips enter the top 5"
+        )
+        assert "in 1 of 2 videos (t1)" in lines[0] and "docs/evaluation.md" in lines[0]
+    report = json.loads(result.stdout)
+    assert report["tie_decided"] == ["t1"] and report["top5-mAP-BT"] == 100.0
+    table = runner.invoke(app, args).stdout
+    assert "tie_decided" not in table and "top5-mAP-avg" in table  # the table shows metrics only
 
 
 def test_vls_json_keys(tmp_path: Path) -> None:

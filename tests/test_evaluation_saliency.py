@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from readcli.errors import InputFileError
+from readcli.errors import InputFileError, InvalidValueError
 from readcli.evaluation import read_jsonl, tvsum_top5_map, youtube_highlight_map
+from readcli.evaluation.saliency import evaluate_highlights
 
 
 def _yt(qid: str, domain: str, labels: list[int]) -> dict[str, Any]:
@@ -156,3 +158,48 @@ def test_features_shorter_than_the_annotation_score_only_their_clips() -> None:
     cut = tvsum_top5_map([{"qid": "v", "pred_saliency_scores": [5, 4, 3, 2]}], tv)  # clips 0..3 scored
     # ranked clips 0, 1, 2, 3 -> labels 0, 0, 1, 1: AP = 0.5 * (0 + 1/3) / 2 + 0.5 * (1/3 + 1/2) / 2
     assert cut["top5-mAP-BK"] == round(100 * (0.5 * (1 / 3) / 2 + 0.5 * (1 / 3 + 1 / 2) / 2), 2)
+
+
+def test_ties_that_decide_the_cut_are_returned_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # YouTube: video a ties a positive with a negative (the AP depends on their order); video b
+    # ties only negatives, and video c has no tie.
+    gt = [_yt("a", "dog", [0, 1, 0]), _yt("b", "dog", [1, 0, 0]), _yt("c", "dog", [0, 1])]
+    preds = [
+        {"qid": "a", "pred_saliency_scores": [0.5, 0.5, 0.1]},
+        {"qid": "b", "pred_saliency_scores": [0.9, 0.2, 0.2]},
+        {"qid": "c", "pred_saliency_scores": [0.3, 0.4]},
+    ]
+    result = evaluate_highlights(preds, gt, "youtube")
+    assert result.tie_decided == ("a",) and result.videos == 3
+    assert result.metrics == youtube_highlight_map(preds, gt)  # the same numbers either way
+    warning = result.tie_warning("youtube")
+    assert warning is not None and "in 1 of 3 videos (a)" in warning and "\n" not in warning
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="readcli.evaluation.saliency"):
+        youtube_highlight_map(preds, gt)
+        youtube_highlight_map(preds[1:] + [{"qid": "a", "pred_saliency_scores": [0.5, 0.6, 0.1]}], gt)
+    assert [r.getMessage() for r in caplog.records] == [warning]  # logged once, only when ties decide
+
+
+def _tvsum_row(qid: str, domain: str, clips: int) -> dict[str, Any]:
+    """One annotator who rates the first half of the clips 5 and the rest 1 (positives: first half)."""
+    return {"qid": qid, "domain": domain, "label": [[5] if i < clips // 2 else [1] for i in range(clips)]}
+
+
+def test_tvsum_ties_warn_only_when_they_reach_the_top_5() -> None:
+    gt = [_tvsum_row("v", "BK", 12)]  # positives: clips 0..5
+    distinct = [float(12 - i) for i in range(12)]
+    below = distinct[:7] + [0.0] * 5  # clips 7..11 tie below the cut (all negatives anyway)
+    mixed_below = distinct[:5] + [0.0] * 7  # clip 5 (positive) ties with 6..11 at ranks 6..12: below
+    straddle = distinct[:3] + [1.0] * 9  # ranks 4..12 tie, positives and negatives: decides the top 5
+
+    def decided(scores: list[float]) -> tuple[Any, ...]:
+        return evaluate_highlights([{"qid": "v", "pred_saliency_scores": scores}], gt, "tvsum").tie_decided
+
+    assert decided(below) == () and decided(mixed_below) == () and decided(straddle) == ("v",)
+    result = evaluate_highlights([{"qid": "v", "pred_saliency_scores": straddle}], gt, "tvsum")
+    warning = result.tie_warning("tvsum")
+    assert warning is not None
+    assert warning.startswith("tied scores decide which clips enter the top 5 in 1 of 1 videos (v)")
+    with pytest.raises(InvalidValueError, match="highlight dataset 'charades' is not known"):
+        evaluate_highlights([], gt, "charades")

@@ -132,6 +132,25 @@ def test_linear_layers_are_xavier_normal_as_nncore_by_default() -> None:
     assert float((weight.abs() > 3**0.5 * std).float().mean()) == pytest.approx(0.083, abs=0.01)
 
 
+def test_learned_tables_are_drawn_as_nncore_parameter_in_umt_s_scratch() -> None:
+    """Five position tables and the bottleneck tokens: randn / sqrt(d), std 0.0625 at d 256 (not 0.02)."""
+    state = load_backbone("umt-s-scratch").state_dict()
+    tables = [
+        "video_enc.pos_enc.pe", "audio_enc.pos_enc.pe", "cross_enc.pos_enc.pe",
+        "query_dec.q_pos_enc.pe", "query_dec.k_pos_enc.pe",
+    ]  # fmt: skip
+    for key in tables:  # (1, 5000, 256): 1.28 M draws, the std's standard error is 4e-5
+        table = state[key]
+        assert table.shape == (1, 5000, 256), key
+        assert float(table.std()) == pytest.approx(0.0625, abs=5e-4), key
+        assert abs(float(table.mean())) < 5e-4, key
+    token = state["cross_enc.encoder.token"]  # (4, 256): 1,024 draws, standard error 1.4e-3
+    assert token.shape == (4, 256) and float(token.std()) == pytest.approx(0.0625, abs=0.008)
+    # the scale follows the last dim, as nncore's: 1/sqrt(32) for the tiny UMT
+    tiny = build_backbone(tiny_umt_config(max_len=2000)).video_enc.pos_enc.pe.detach()  # (1, 2000, 32)
+    assert float(tiny.std()) == pytest.approx(32**-0.5, rel=0.02)
+
+
 def test_padding_never_changes_the_valid_clips() -> None:
     model = build_backbone(tiny_umt_config()).eval()
     short = inputs(batch=1, clips=5)

@@ -5,13 +5,18 @@ local file name, env var, source, sha256) and the features the model expects. Ca
 weights, and nothing is ever downloaded: a missing file is one error that says where to get it and
 where to put it. `PRESET_ALIASES` are other spellings of a preset (`umt` = `umt-s`);
 `FRESH_PRESETS` build a card's configuration freshly initialised (`registry.load_backbone`).
+Cards are edited in the repository's top-level `models/`; the build ships them in the package as
+`readcli/models/` (setup.py), and `cards_dir` finds them in either place.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +24,8 @@ from readcli.backbones.moment_detr_config import read_json_object
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
 from readcli.fileio import cache_dir
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"  # where cards are edited (a source checkout)
+CARDS_PACKAGE_DIR = "models"  # readcli/models/ in a built package: MODELS_DIR's cards (setup.py)
 PRESETS: dict[str, str] = {
     "moment-detr-clip": "moment-detr-clip.json",
     "clip-vit-b-32": "clip-vit-b-32.json",
@@ -57,13 +63,36 @@ def card_name(name: str) -> str | None:
     return name if name in PRESETS else None
 
 
+def cards_dir() -> Traversable:
+    """The preset cards of the imported readcli: its package's `models/` (a wheel or any non-editable
+    install, read through importlib.resources), else the top-level `models/` of the source checkout
+    it is imported from (an editable install, or the repository on PYTHONPATH)."""
+    packaged = resources.files("readcli").joinpath(CARDS_PACKAGE_DIR)
+    return packaged if packaged.is_dir() else MODELS_DIR
+
+
+def read_card(file_name: str) -> tuple[dict[str, Any], str]:
+    """A card's JSON object and where it was read (for messages); one-line InputFileError otherwise."""
+    card = cards_dir().joinpath(file_name)
+    if isinstance(card, Path):
+        return read_json_object(card), str(card)
+    try:  # a package served from an archive: no file-system path, read through the loader
+        data = json.loads(card.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(f"preset card not found: {card}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputFileError(f"{card}: not a readable JSON file ({err})") from None
+    if not isinstance(data, dict):
+        raise InputFileError(f"{card}: expected a JSON object at the top level, found {type(data).__name__}")
+    return data, str(card)
+
+
 def load_card(name: str) -> PresetCard:
     """Read and check the card of preset `name` (an alias or a fresh preset reads its card)."""
     card = card_name(name)
     if card is None:
         raise InvalidValueError(f"unknown backbone preset {name!r}; choices: {choices_text(preset_names())}")
-    path = MODELS_DIR / PRESETS[card]
-    raw = read_json_object(path)
+    raw, path = read_card(PRESETS[card])
     try:
         weights = raw["weights"]
         return PresetCard(

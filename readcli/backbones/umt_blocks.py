@@ -20,6 +20,7 @@ from readcli.backbones.umt_layers import (
     LinearModule,
     MultiHeadAttention,
     PositionalEncoding,
+    nncore_table_,
 )
 
 
@@ -57,7 +58,7 @@ class BottleneckTransformer(nn.Module):
     ) -> None:
         super().__init__()
         self.token = nn.Parameter(torch.empty(tokens, dims))
-        nn.init.normal_(self.token, std=0.02)
+        nncore_table_(self.token)  # (K, d), std 1/sqrt(d) as officially
         self.encoder = nn.ModuleList(BottleneckLayer(dims, heads, ratio, dropout) for _ in range(layers))
 
     def forward(

@@ -23,7 +23,7 @@ class PositionalEncoding(nn.Module):
     def __init__(self, dims: int, max_len: int, dropout: float) -> None:
         super().__init__()
         self.pe = nn.Parameter(torch.empty(1, max_len, dims))
-        nn.init.normal_(self.pe, std=0.02)  # nncore's Parameter default init is not documented
+        nncore_table_(self.pe)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -166,6 +166,15 @@ class BottleneckLayer(nn.Module):
         a = a + self.ffn1(self.norm5(a))
         b = b + self.ffn2(self.norm6(b))
         return a, b, t
+
+
+def nncore_table_(table: nn.Parameter) -> None:
+    """nncore's `Parameter(*shape)` draw for a learned table: randn / sqrt(last dim) (std 0.0625 at d 256).
+
+    nncore 0.3.6 `nn/bundle/bundle.py` 71-73; UMT builds its position tables and the bottleneck
+    tokens this way. `normal_` with that std draws the same distribution on any device.
+    """
+    nn.init.normal_(table, std=table.shape[-1] ** -0.5)
 
 
 def xavier_linears(module: nn.Module) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from readcli import __version__
+from readcli.backbones.presets import read_card
 from readcli.backbones.vision_guided import ARCHITECTURES, VisionGuidedSeq2Seq, _text_classes
 from readcli.backbones.vision_guided_config import FAMILIES, VisionGuidedConfig
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, OfflineError, choices_text
@@ -36,7 +37,6 @@ from readcli.fileio import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
 
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 VG_PRESETS: dict[str, str] = {"bart-base-vg": "bart-base-vg.json", "t5-base-vg": "t5-base-vg.json"}
 SAVED_FORMAT = "readcli-backbone"
 SAVED_FORMAT_VERSION = 1
@@ -62,8 +62,7 @@ def load_vg_card(name: str) -> VisionGuidedCard:
         raise InvalidValueError(
             f"unknown vision-guided preset {name!r}; choices: {choices_text(sorted(VG_PRESETS))}"
         )
-    path = MODELS_DIR / VG_PRESETS[name]
-    raw = _read_json(path)
+    raw, path = read_card(VG_PRESETS[name])
     try:
         text = raw["text_model"]
         config = VisionGuidedConfig.from_dict({"family": text["family"], **raw["configuration"]})

@@ -73,3 +73,34 @@ def trapezoid_ap(ranked: np.ndarray) -> np.ndarray:
     prev_precision = np.concatenate([np.ones((rows, 1)), precision[:, :-1]], axis=-1)  # (R, K)
     ap = ((recall - prev_recall) * (prev_precision + precision) / 2).sum(-1)  # (R,)
     return np.where(total == 0, 0.0, ap)
+
+
+def ties_decide(
+    scores: np.ndarray, labels: np.ndarray, valid: np.ndarray, keep: int | None = None
+) -> np.ndarray:
+    """Whether the order of tied scores can change `trapezoid_ap` of the top `keep` (all when None).
+
+    True for a row with a run of tied scores that holds a positive and a negative and starts among
+    the first `keep` ranks: the run decides which clip comes first (every prefix counts in the AP)
+    or enters the cut at all. One exception, where every order gives AP 1: the run starts at the
+    last kept rank and every clip above it is positive. A run of equal labels, or one wholly below
+    the cut, cannot change the value. scores (R, N), labels (R, N) bool, valid (R, N) bool -> (R,) bool.
+    """
+    rows, width = scores.shape
+    order = np.lexsort((-scores, ~valid), axis=-1)  # the ranking `ranked_labels` uses  # (R, N)
+    s = np.take_along_axis(scores, order, axis=-1)  # (R, N)
+    v = np.take_along_axis(valid, order, axis=-1)  # (R, N)
+    y = np.take_along_axis(labels, order, axis=-1) & v  # (R, N)
+    start = np.ones((rows, width), dtype=bool)  # a new run of tied scores begins here  # (R, N)
+    start[:, 1:] = (s[:, 1:] != s[:, :-1]) | (v[:, 1:] != v[:, :-1])
+    run = np.cumsum(start, axis=-1) - 1  # run index of each item  # (R, N)
+    run_start = np.maximum.accumulate(np.where(start, np.arange(width), 0), axis=-1)  # (R, N)
+    cut = width if keep is None else keep
+    above = np.take_along_axis(np.cumsum(y, axis=-1) - y, run_start, axis=-1)  # positives above the run
+    only_last = (run_start == cut - 1) & (run_start > 0) & (above == run_start)  # AP 1 either way
+    counted = v & (run_start < cut) & ~only_last  # items of runs that can change the AP  # (R, N)
+    flat = (np.arange(rows)[:, None] * width + run).ravel()  # (R·N,) one bin per (row, run)
+    positives = np.bincount(flat, weights=(counted & y).ravel(), minlength=rows * width)  # (R·N,)
+    negatives = np.bincount(flat, weights=(counted & ~y).ravel(), minlength=rows * width)  # (R·N,)
+    mixed = (positives > 0) & (negatives > 0)  # (R·N,)
+    return np.asarray(mixed.reshape(rows, width).any(-1))

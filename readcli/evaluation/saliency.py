@@ -11,14 +11,18 @@ Legend: V videos, N clips (padded), A annotators (TVSum: 20), K top clips kept (
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from readcli.errors import InputFileError
+from readcli.errors import InputFileError, InvalidValueError, choices_text
 from readcli.evaluation.jsonl import Rows, as_rows, name_some, number_array, unique_keys
-from readcli.evaluation.ranking import percent, ranked_labels, trapezoid_ap
+from readcli.evaluation.ranking import percent, ranked_labels, ties_decide, trapezoid_ap
+
+log = logging.getLogger(__name__)
 
 SALIENCY_FIELD = "pred_saliency_scores"
 ID_FIELDS = ("qid", "vid")
@@ -27,49 +31,94 @@ TVSUM_TOP_K = 5
 RowsLike = Rows | Iterable[Mapping[str, Any]]
 # (ground truth rows, row index) -> (N, A) labels: binary positives, one column per annotator
 LabelReader = Callable[[Rows, int], np.ndarray]
+# (scores (V, N), labels (V, N, A), valid (V, N)) -> per-video AP (V,) and whether ties decide it (V,)
+VideoScorer = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class HighlightEvaluation:
+    """Per-domain metrics, and the videos whose value depends on the order of tied scores."""
+
+    metrics: dict[str, float]  # <prefix>-<domain> ..., <prefix>-avg (percent)
+    videos: int  # videos scored
+    tie_decided: tuple[Any, ...]  # ids, in ground-truth order
+
+    def tie_warning(self, dataset: str) -> str | None:
+        """One line naming the tie-decided videos, or None when ties decide nothing."""
+        if not self.tie_decided:
+            return None
+        cut = f"the top {TVSUM_TOP_K}" if dataset == "tvsum" else "the ranking"
+        return (
+            f"tied scores decide which clips enter {cut} in {len(self.tie_decided)} of {self.videos} "
+            f"videos ({name_some(list(self.tie_decided))}): their AP depends on the order of tied "
+            "clips; readcli ranks them in clip order, UMT's torch.argsort in no fixed order "
+            "(docs/evaluation.md)"
+        )
 
 
 def youtube_highlight_map(predictions: RowsLike, ground_truth: RowsLike) -> dict[str, float]:
     """`mAP-<domain>` per domain and `mAP-avg` (mean over domains) of per-video highlight AP."""
-
-    def per_video(scores: np.ndarray, labels: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        ranked, _ = ranked_labels(scores, labels[..., 0], valid)  # (V, N)
-        return trapezoid_ap(ranked)  # (V,)
-
-    return _per_domain(predictions, ground_truth, _youtube_labels, per_video, prefix="mAP")
+    return _logged(evaluate_highlights(predictions, ground_truth, "youtube"), "youtube")
 
 
 def tvsum_top5_map(predictions: RowsLike, ground_truth: RowsLike) -> dict[str, float]:
     """`top5-mAP-<domain>` per domain and `top5-mAP-avg`: top-5 AP per annotator, averaged."""
+    return _logged(evaluate_highlights(predictions, ground_truth, "tvsum"), "tvsum")
 
-    def per_video(scores: np.ndarray, labels: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        videos, width, annotators = labels.shape
-        rows = labels.transpose(0, 2, 1).reshape(videos * annotators, width)  # (V·A, N)
-        ranked, _ = ranked_labels(
-            np.repeat(scores, annotators, axis=0), rows, np.repeat(valid, annotators, axis=0)
-        )  # (V·A, N)
-        ap = trapezoid_ap(ranked[:, :TVSUM_TOP_K])  # recall counts the positives among the top 5
-        return ap.reshape(videos, annotators).mean(-1)  # mean over annotators  # (V,)
 
-    return _per_domain(predictions, ground_truth, _tvsum_labels, per_video, prefix="top5-mAP")
+def evaluate_highlights(predictions: RowsLike, ground_truth: RowsLike, dataset: str) -> HighlightEvaluation:
+    """YouTube Highlights mAP or TVSum top-5 mAP, with the videos whose ties decide the ranking's cut."""
+    if dataset == "youtube":
+        return _per_domain(predictions, ground_truth, _youtube_labels, _youtube_videos, prefix="mAP")
+    if dataset == "tvsum":
+        return _per_domain(predictions, ground_truth, _tvsum_labels, _tvsum_videos, prefix="top5-mAP")
+    raise InvalidValueError(
+        f"highlight dataset {dataset!r} is not known: use one of {choices_text(('youtube', 'tvsum'))}"
+    )
+
+
+def _logged(result: HighlightEvaluation, dataset: str) -> dict[str, float]:
+    warning = result.tie_warning(dataset)
+    if warning is not None:
+        log.warning(warning)
+    return result.metrics
+
+
+def _youtube_videos(
+    scores: np.ndarray, labels: np.ndarray, valid: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    ranked, _ = ranked_labels(scores, labels[..., 0], valid)  # (V, N)
+    return trapezoid_ap(ranked), ties_decide(scores, labels[..., 0], valid)  # (V,), (V,)
+
+
+def _tvsum_videos(scores: np.ndarray, labels: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    videos, width, annotators = labels.shape
+    rows = labels.transpose(0, 2, 1).reshape(videos * annotators, width)  # (V·A, N)
+    row_scores = np.repeat(scores, annotators, axis=0)  # (V·A, N)
+    row_valid = np.repeat(valid, annotators, axis=0)  # (V·A, N)
+    ranked, _ = ranked_labels(row_scores, rows, row_valid)  # (V·A, N)
+    ap = trapezoid_ap(ranked[:, :TVSUM_TOP_K])  # recall counts the positives among the top 5  # (V·A,)
+    decided = ties_decide(row_scores, rows, row_valid, keep=TVSUM_TOP_K)  # (V·A,)
+    per_video = decided.reshape(videos, annotators).any(-1)  # any annotator's cut  # (V,)
+    return ap.reshape(videos, annotators).mean(-1), np.asarray(per_video)
 
 
 def _per_domain(
     predictions: RowsLike,
     ground_truth: RowsLike,
     read_labels: LabelReader,
-    per_video: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+    per_video: VideoScorer,
     *,
     prefix: str,
-) -> dict[str, float]:
+) -> HighlightEvaluation:
     pred = as_rows(predictions, "predictions")
     gt = as_rows(ground_truth, "ground_truth")
-    pairs = _match_videos(pred, gt)  # domain -> [(pred row, gt row)]
+    pairs = _match_videos(pred, gt)  # domain -> [(id, pred row, gt row)]
     out: dict[str, float] = {}
-    domain_means = []
+    domain_means, decided = [], []
     for domain in sorted(pairs):
         scores, labels = [], []
-        for p, g in pairs[domain]:
+        for _, p, g in pairs[domain]:
             truth = read_labels(gt, g)  # (N, A), from every annotated clip (TVSum's medians too)
             score = number_array(pred.field(p, SALIENCY_FIELD), pred.origins[p], SALIENCY_FIELD)
             if not 0 < len(score) <= len(truth):
@@ -82,14 +131,16 @@ def _per_domain(
             # features are left out of the ranking and of the positives (docs/evaluation.md)
             scores.append(score)
             labels.append(truth[: len(score)])
-        mean = float(per_video(*_pad(scores, labels)).mean())
-        domain_means.append(mean)
-        out[f"{prefix}-{domain}"] = percent(mean)
+        ap, tied = per_video(*_pad(scores, labels))  # (V_domain,) each
+        domain_means.append(float(ap.mean()))
+        out[f"{prefix}-{domain}"] = percent(domain_means[-1])
+        decided += [(g, key) for (key, _, g), flag in zip(pairs[domain], tied, strict=True) if flag]
     out[f"{prefix}-avg"] = percent(float(np.mean(domain_means)))
-    return out
+    videos = sum(len(v) for v in pairs.values())
+    return HighlightEvaluation(out, videos, tuple(key for _, key in sorted(decided, key=lambda x: x[0])))
 
 
-def _match_videos(pred: Rows, gt: Rows) -> dict[str, list[tuple[int, int]]]:
+def _match_videos(pred: Rows, gt: Rows) -> dict[str, list[tuple[Any, int, int]]]:
     """Pair prediction and ground-truth rows by id, for every video of every predicted domain."""
     gt_index = {key: i for i, key in enumerate(unique_keys(gt, ID_FIELDS))}
     pred_ids = unique_keys(pred, ID_FIELDS)
@@ -109,10 +160,10 @@ def _match_videos(pred: Rows, gt: Rows) -> dict[str, list[tuple[int, int]]]:
             f"of the predicted domains ({', '.join(sorted(covered))}) have no prediction: "
             f"{name_some(missing)}; predict every video of a domain"
         )
-    pairs: dict[str, list[tuple[int, int]]] = {}
+    pairs: dict[str, list[tuple[Any, int, int]]] = {}
     for key, g in gt_index.items():
         if domains[g] in covered:
-            pairs.setdefault(domains[g], []).append((pred_index[key], g))
+            pairs.setdefault(domains[g], []).append((key, pred_index[key], g))
     return pairs
 
 

@@ -1,7 +1,8 @@
 """`readcli evaluate`: score a prediction file against ground truth (grounding) or references (summaries).
 
 A typed request in, a typed result out: `metrics` is the flat table the CLI shows, `report` what
-`--json` prints (for QVHighlights the official evaluator's whole output, `brief` first).
+`--json` prints (for QVHighlights the official evaluator's whole output, `brief` first), `warnings`
+one line each for the CLI (YouTube / TVSum: the videos whose ties decide the ranking's cut).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from readcli.evaluation import (
     read_jsonl,
     read_summary_file,
     rouge_scores,
-    tvsum_top5_map,
-    youtube_highlight_map,
 )
+from readcli.evaluation.saliency import evaluate_highlights
 
+TIE_FIELD = "tie_decided"  # --json field (YouTube, TVSum): ids of videos whose ties decide the cut
 TASKS = ("tlg", "vls")  # temporal language grounding, video-language summarization
 DATASETS = ("qvhighlights", "youtube", "tvsum")  # grounding datasets (--dataset)
 
@@ -45,6 +46,7 @@ class EvaluateResult:
     count: int  # queries, videos or summary pairs scored
     metrics: dict[str, float]
     report: dict[str, Any]
+    warnings: tuple[str, ...] = ()  # one line each, for the CLI to show
 
 
 def evaluate(request: EvaluateRequest) -> EvaluateResult:
@@ -68,9 +70,12 @@ def _grounding(request: EvaluateRequest) -> EvaluateResult:
     if dataset == "qvhighlights":
         report = qvhighlights_report(preds, gt)
         return EvaluateResult("tlg", dataset, len(preds), dict(report["brief"]), report)
-    metric = youtube_highlight_map if dataset == "youtube" else tvsum_top5_map
-    metrics = metric(preds, gt)
-    return EvaluateResult("tlg", dataset, len(preds), metrics, dict(metrics))
+    result = evaluate_highlights(preds, gt, dataset)
+    ranked: dict[str, Any] = {**result.metrics, TIE_FIELD: list(result.tie_decided)}
+    warning = result.tie_warning(dataset)
+    return EvaluateResult(
+        "tlg", dataset, len(preds), result.metrics, ranked, () if warning is None else (warning,)
+    )
 
 
 def _summaries(request: EvaluateRequest) -> EvaluateResult:

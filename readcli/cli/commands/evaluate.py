@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from readcli.cli.common import console, error_boundary
+from readcli.cli.common import console, err_console, error_boundary
 
 _TITLES = {"qvhighlights": "QVHighlights", "youtube": "YouTube Highlights", "tvsum": "TVSum"}
 
@@ -45,6 +45,8 @@ def evaluate(
     from readcli.pipelines.evaluate import evaluate as run
 
     result = run(EvaluateRequest(task, preds, gt, refs, dataset, summary_format))
+    for line in result.warnings:
+        err_console.print(f"warning: {line}", markup=False)
     if as_json:
         typer.echo(json.dumps(_json_safe(result.report), indent=2))
         return
