@@ -12,6 +12,7 @@ training and in `generate`. docs/summarization.md describes the choices.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from functools import partial
@@ -248,26 +249,25 @@ class VisionGuidedSeq2Seq(nn.Module):
         no first token (a hub config's forced_bos_token_id was not read yet) and forced BART's end token
         at max_length - 1 in beam search only.
         """
-        from transformers import GenerationConfig
-
-        text_config: Any = self.text_model.config
+        text_model: Any = self.text_model
+        config = copy.deepcopy(text_model.generation_config)  # the token ids (start, end, pad)
         beam = settings.beams > 1
         forced_eos = self.config.family == "bart" and beam and settings.bart_forced_eos
-        return GenerationConfig(
+        config.update(
             num_beams=settings.beams,
             max_length=settings.max_length,  # counts the decoder start token, as official
+            max_new_tokens=None,
             min_length=0,
+            min_new_tokens=None,
             no_repeat_ngram_size=settings.no_repeat_ngram_size,
-            early_stopping=True if beam else False,
+            early_stopping=beam,
             length_penalty=settings.length_penalty,
             do_sample=False,
+            num_return_sequences=1,
             forced_bos_token_id=None,
-            forced_eos_token_id=text_config.eos_token_id if forced_eos else None,
-            decoder_start_token_id=text_config.decoder_start_token_id,
-            eos_token_id=text_config.eos_token_id,
-            pad_token_id=text_config.pad_token_id,
-            bos_token_id=text_config.bos_token_id,
+            forced_eos_token_id=config.eos_token_id if forced_eos else None,
         )
+        return config
 
     def decode(self, ids: torch.Tensor) -> list[str]:
         """Generated ids -> summaries (special tokens dropped, whitespace normalised)."""
