@@ -123,7 +123,7 @@ class VisionGuidedSeq2Seq(nn.Module):
             "fusion_heads": str(self.fusion_heads),
             # what the fusion computes: a bundle made on another fusion (e.g. readcli's pre-VG-GPLMs
             # one, which has no signature) is refused by name instead of loaded into another function
-            "fusion": self.config.fusion_signature(),
+            "fusion_fingerprint": self.config.fusion_signature(),
         }
         return AdapterTargets(
             feed_forward=stock.feed_forward,
