@@ -238,3 +238,27 @@ def vision_guided_from_official(
         ):  # official values (they may differ from this platform's sin/cos in the last bit)
             model.fusion.image_transformer.position_table.copy_(table)
     return model.eval()
+
+
+def official_state_dict(model: VisionGuidedSeq2Seq, *, lightning: bool = False) -> dict[str, torch.Tensor]:
+    """`model`'s weights under the official key names (the inverse of loading); `lightning`: with `model.`.
+
+    The position table is written as the official `pe` buffer, (rows, 1, D).
+    """
+    config = model.config
+    names = {"video_key": "_linear_1", "gate": "fg", "norm": NORM_NAME[config.family],
+             "attention": "_multi_head_attn", "text_query": "_linear_3", "output": "_linear_2",
+             "video_value": "_linear_2"}  # fmt: skip
+    prefix = ENCODER_PREFIX[config.family]
+    state = {k: v.detach().clone() for k, v in model.text_model.state_dict().items()}
+    for key, tensor in model.fusion.state_dict().items():
+        if key.startswith("image_transformer.layers."):
+            official = "img_transformer.encoder.layers." + key.split(".", 2)[2]
+        else:
+            head, _, rest = key.partition(".")
+            official = f"{names[head]}.{rest}"
+        state[prefix + official] = tensor.detach().clone()
+    transformer = model.fusion.image_transformer
+    if transformer is not None:
+        state[prefix + POSITION_TABLE] = transformer.position_table.detach().clone()[:, None, :]
+    return {LIGHTNING_PREFIX + k: v for k, v in state.items()} if lightning else state
