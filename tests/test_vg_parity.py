@@ -169,7 +169,9 @@ def check_tokens(model: VisionGuidedSeq2Seq, fx: dict[str, Any]) -> None:
     assert torch.equal(beam.sequences, expected[:, :length]), (beam.sequences, expected)
     pad = fx["generation"]["beam"].get("pad_token_id", fx["text_config"].get("pad_token_id"))
     assert bool((expected[:, length:] == pad).all())  # the official batch is padded to max_length
-    torch.testing.assert_close(beam.sequences_scores, outputs["beam_sequences_scores"], rtol=0, atol=TOLERANCE)
+    torch.testing.assert_close(
+        beam.sequences_scores, outputs["beam_sequences_scores"], rtol=0, atol=TOLERANCE
+    )
 
 
 def test_the_fixture_folder_holds_fixtures() -> None:

@@ -164,7 +164,9 @@ def load_official_checkpoint(
         family = _family_of(_read_json(directory / CONFIG_FILE), directory)
         text_model, tokenizer = load_text_model(str(directory), family)
         base = VisionGuidedConfig(family)
-    given = {k: v for k, v in (("fusion_heads", fusion_heads), ("fusion_layer", fusion_layer)) if v is not None}
+    given = {
+        k: v for k, v in (("fusion_heads", fusion_heads), ("fusion_layer", fusion_layer)) if v is not None
+    }
     base = _with_fusion(base, given, text)
     model = vision_guided_from_official(state, text_model.config, base, tokenizer)
     model = model.to(device=device) if dtype is None else model.to(device=device, dtype=dtype)

@@ -66,16 +66,20 @@ def read_checkpoint(path: str | os.PathLike[str], *, trust: bool = False) -> dic
     try:
         data = torch.load(where, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as err:
-        found = re.search(r"GLOBAL ([\w.]+)", str(err))
-        what = f" ({found.group(1)})" if found else ""
+        message = str(err)
+        found = re.search(r"GLOBAL ([\w.]+)", message)
+        if found is None:  # weights-only refused something other than a class or function: not a pickle
+            detail = re.search(r"WeightsUnpickler error: (.+)", " ".join(message.split()))
+            reason = detail.group(1).split(" Check ")[0][:80] if detail else message.splitlines()[0][:80]
+            raise CheckpointError(f"{where}: not a readable PyTorch checkpoint ({reason})") from None
+        what = f" ({found.group(1)})"
         raise CheckpointError(
             f"{where} needs arbitrary unpickling{what}, which can run code: pass --trust-checkpoint "
             "(trust_checkpoint=True) only if you trust the file"
         ) from None
     except (RuntimeError, OSError, EOFError, ValueError) as err:
-        raise CheckpointError(
-            f"{where}: not a readable PyTorch checkpoint ({' '.join(str(err).split())[:160]})"
-        ) from None
+        message = " ".join(str(err).split())[:160]
+        raise CheckpointError(f"{where}: not a readable PyTorch checkpoint ({message})") from None
     return _state_dict_of(data, where)
 
 
