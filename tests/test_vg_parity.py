@@ -139,7 +139,8 @@ def generate(model: VisionGuidedSeq2Seq, fx: dict[str, Any], settings: Generatio
     with torch.no_grad():
         encoded, _ = model.encode(*args)
         return model.text_model.generate(  # type: ignore[operator]
-            encoder_outputs=encoded, attention_mask=args[1], generation_config=model.generation_config(settings),
+            encoder_outputs=encoded, attention_mask=args[1],
+            generation_config=model.generation_config(settings),
             return_dict_in_generate=True, output_scores=True,
         )  # fmt: skip
 

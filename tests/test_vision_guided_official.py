@@ -57,7 +57,8 @@ def _official_t5_fusion(model: VisionGuidedSeq2Seq, batch: dict[str, torch.Tenso
             query = F.linear(text, fusion.text_query.weight, fusion.text_query.bias).transpose(0, 1)
             key = F.linear(video, fusion.video_key.weight, fusion.video_key.bias).transpose(0, 1)
             value = F.linear(video, fusion.video_value.weight, fusion.video_value.bias).transpose(0, 1)
-            out = F.multi_head_attention_forward(  # sequence first, as the official nn.MultiheadAttention call
+            # sequence first, as the official nn.MultiheadAttention call
+            out = F.multi_head_attention_forward(
                 query, key, value, model.d_model, fusion.heads, attention.in_proj_weight,
                 attention.in_proj_bias, None, None, False, 0.0, attention.out_proj.weight,
                 attention.out_proj.bias, training=False,
@@ -107,7 +108,8 @@ def _t5_fixture(model: VisionGuidedSeq2Seq, options: dict[str, Any]) -> dict[str
     beam = generate(model, fx, generation_of(fx, "beam"))
     pad = torch.zeros(2, 12 - beam.sequences.shape[1], dtype=torch.long)
     fx["outputs"] = {
-        "encoder_last_hidden_state": state, "logits": logits, "greedy_generate": greedy, "greedy_loop": greedy,
+        "encoder_last_hidden_state": state, "logits": logits,
+        "greedy_generate": greedy, "greedy_loop": greedy,
         "greedy_generate_no_repeat_3": generate(model, fx, generation_of(fx, "greedy_no_repeat_3")).sequences,
         "beam_sequences": torch.cat([beam.sequences, pad], 1), "beam_sequences_scores": beam.sequences_scores,
     }  # fmt: skip
@@ -208,8 +210,9 @@ def test_load_official_checkpoint_over_a_directory_and_the_cli(tmp_path: Path) -
     import numpy as np
 
     np.save(features, np.random.default_rng(0).normal(size=(3, VIDEO)).astype(np.float32))
-    common = ["summarize", "--transcript", str(transcript), "--video-features", str(features), "--device", "cpu",
-              "--backbone", str(tmp_path / "hf"), "--official-checkpoint", str(path), "--max-length", "6"]  # fmt: skip
+    common = ["summarize", "--transcript", str(transcript), "--video-features", str(features),
+              "--device", "cpu", "--backbone", str(tmp_path / "hf"), "--official-checkpoint", str(path),
+              "--max-length", "6"]  # fmt: skip
     result = CliRunner().invoke(app, [*common, "--fusion-layer", "0", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)

@@ -162,6 +162,29 @@ class GenerationSettings:
         return cls(**data)
 
 
+def parse_fusion_options(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """`--fusion-option KEY=VALUE` items -> VisionGuidedConfig fields (values as JSON: 5, true, null)."""
+    import json
+
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidValueError(
+                f"--fusion-option {item!r} is invalid: use KEY=VALUE, e.g. cross_attn_type=5"
+            )
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        options[key.strip()] = value
+    reject_unknown_keys(VisionGuidedConfig, options, "--fusion-option key(s)")
+    for fixed in ("family", "fusion_trained"):
+        if fixed in options:
+            raise InvalidValueError(f"--fusion-option {fixed} cannot be set: it comes from the backbone")
+    return options
+
+
 def tiny_text_config(
     family: str,
     *,

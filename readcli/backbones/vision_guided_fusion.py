@@ -51,7 +51,9 @@ class VisionTextFusion(nn.Module):
         video_dim = config.video_dim
         self.video_dim, self.d_model, self.heads, self.dropout = video_dim, d_model, heads, dropout
         self.kind, self.mask_padding = config.cross_attn_type, config.mask_padding
-        self.image_transformer = ImageTransformer(video_dim, **kinds) if config.use_img_trans else None
+        self.image_transformer: ImageTransformer | None = (
+            ImageTransformer(video_dim, **kinds) if config.use_img_trans else None
+        )
         self.video_key = nn.Linear(video_dim, d_model, **kinds)
         if self.kind == 0:
             self.gate = nn.Linear(video_dim + d_model, video_dim, **kinds) if config.use_forget_gate else None
@@ -73,10 +75,11 @@ class VisionTextFusion(nn.Module):
     def prepare(
         self, video: torch.Tensor, valid: torch.Tensor, *, run_image_transformer: bool
     ) -> torch.Tensor:
-        """(B, T, D) video features -> the rows F the fusion reads (through the image transformer if asked)."""
+        """(B, T, D) video features -> the rows F the fusion reads (image transformer if asked)."""
         if video.shape[-1] != self.video_dim:
             raise InvalidValueError(
-                f"video features of width {video.shape[-1]}, but the video projection expects {self.video_dim}"
+                f"video features of width {video.shape[-1]}, "
+                f"but the video projection expects {self.video_dim}"
             )
         if run_image_transformer and self.image_transformer is not None:
             return self.image_transformer(video, valid)  # (B, T, D)
@@ -94,7 +97,7 @@ class VisionTextFusion(nn.Module):
         text_valid: torch.Tensor,
         keys: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Fused text states (B, S, d) from text (B, S, d), rows F (B, T, D) and the masks (bool, True = real).
+        """Fused text states (B, S, d) from text (B, S, d), rows F (B, T, D), masks (bool, True = real).
 
         keys: `project(rows)` when the caller has it already (B, T, d).
         """

@@ -57,6 +57,7 @@ class ImageTransformer(nn.Module):
         )
         self.dropout = nn.Dropout(IMAGE_TRANSFORMER_DROPOUT)
         table = sinusoidal_table(MAX_ROWS, width) if str(device) != "meta" else torch.empty(MAX_ROWS, width)
+        self.position_table: torch.Tensor
         self.register_buffer("position_table", table.to(device=device, dtype=dtype), persistent=False)
 
     def forward(self, video: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -160,7 +160,8 @@ def official_config(
     told = read_options(fusion, base.family)
     if fusion["_linear_1.weight"].shape[0] != d_model:
         raise CheckpointError(
-            f"the fusion's width {fusion['_linear_1.weight'].shape[0]} differs from the text model's {d_model}"
+            f"the fusion's width {fusion['_linear_1.weight'].shape[0]} differs from "
+            f"the text model's {d_model}"
         )
     config = replace(
         base, **told, post_norm=True, mask_padding=False, zero_init_output=False, fusion_trained=True
@@ -169,7 +170,8 @@ def official_config(
     if config.cross_attn_type == 5 and heads is not None and d_model % heads:
         raise CheckpointError(
             f"--fusion-heads {heads} does not divide the fusion's width {d_model} "
-            f"({ENCODER_PREFIX[base.family]}_multi_head_attn.in_proj_weight {tuple(fusion['_multi_head_attn.in_proj_weight'].shape)})"
+            f"({ENCODER_PREFIX[base.family]}_multi_head_attn.in_proj_weight "
+            f"{tuple(fusion['_multi_head_attn.in_proj_weight'].shape)})"
         )
     layer = config.fusion_layer
     if not -encoder_layers <= layer < encoder_layers:

@@ -131,7 +131,7 @@ def _video_dim_needed(model: VisionGuidedSeq2Seq, found: int, source: str, backb
 def _generation(request: SummarizeRequest, extra: dict[str, Any]) -> GenerationSettings:
     saved = extra.get("generation")
     base = GenerationSettings(**saved) if isinstance(saved, dict) else GenerationSettings()
-    given = {
+    given: dict[str, Any] = {
         "beams": request.beams,
         "no_repeat_ngram_size": request.no_repeat_ngram_size,
         "max_length": request.max_length,

@@ -47,7 +47,7 @@ def summarize(
         Path | None,
         typer.Option(
             "--official-checkpoint",
-            help="An official VG-GPLMs checkpoint (Lightning .ckpt or state dict) on --backbone's text model.",
+            help="Official VG-GPLMs checkpoint (Lightning .ckpt or state dict) on --backbone's text model.",
         ),
     ] = None,
     trust_checkpoint: Annotated[
