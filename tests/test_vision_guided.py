@@ -78,8 +78,11 @@ def _output_linear(model: VisionGuidedSeq2Seq) -> nn.Linear:
 
 
 def _randomise_fusion_output(model: VisionGuidedSeq2Seq) -> None:
-    """A trained-like head: the (possibly zero-initialised) output projection moved away from zero."""
+    """A trained-like head: every fusion linear away from its small (or zero) start."""
     with torch.no_grad():
+        for module in model.fusion.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=module.in_features**-0.5)
         nn.init.normal_(_output_linear(model).weight, std=1.0)
 
 
@@ -150,12 +153,13 @@ def test_image_transformer_runs_in_bart_and_is_built_but_never_called_in_t5() ->
     """VG-BART runs the image transformer over the video; official VG-T5 builds it and never calls it."""
     for family in FAMILIES:
         model = tiny_vg(family, video_dim=16, use_img_trans=True)
+        _randomise_fusion_output(model)
         plain = tiny_vg(family, video_dim=16)
         state = {k: v for k, v in model.state_dict().items() if "image_transformer" not in k}
         plain.load_state_dict(state)
         assert model.fusion.image_transformer is not None and plain.fusion.image_transformer is None
         batch = inputs(model, video_dim=16)
-        with_it, without = _logits(model, batch), _logits(plain, batch)
+        with_it, without = _encoded(model, batch), _encoded(plain, batch)
         if family == "t5":
             torch.testing.assert_close(with_it, without, rtol=0, atol=0)
         else:
@@ -431,3 +435,21 @@ def test_trainable_parameter_report_at_base_size(
     assert (
         inject(trained, MethodSettings("read", bottleneck=read_k)).count.trainable == read_count
     )  # the paper's
+
+
+def test_a_new_head_starts_as_the_official_one() -> None:
+    """VG-BART: BART's init_weights draws every fusion linear from N(0, init_std), zero bias (official
+    model-wide init); VG-T5: torch's default (T5's _init_weights skips plain linears)."""
+    bart = tiny_vg("bart", video_dim=16, use_img_trans=True)
+    linears = [m for m in bart.fusion.modules() if isinstance(m, nn.Linear)]
+    assert (
+        len(linears) == 3 + 4 * 3
+    )  # key, gate, output; per image-transformer layer out_proj, linear1, linear2
+    std = float(bart.text_model.config.init_std)
+    assert all(float(m.bias.abs().max()) == 0 for m in linears)
+    weights = torch.cat([m.weight.flatten() for m in linears])
+    assert abs(float(weights.std()) - std) < 0.1 * std
+    t5 = tiny_vg("t5")
+    assert float(t5.fusion.video_key.bias.abs().max()) > 0  # torch's uniform init
+    zero = tiny_vg("bart", cross_attn_type=5, zero_init_output=True)
+    assert float(zero.fusion.attention.out_proj.weight.abs().max()) == 0

@@ -90,9 +90,13 @@ class VisionGuidedSeq2Seq(nn.Module):
         if dropout is None:  # official: the text model's own dropout
             dropout = float(text_config.dropout if config.family == "bart" else text_config.dropout_rate)
         reference = next(text_model.parameters())
+        # a new head starts as the official one: VG-BART's model-wide init_weights() draws every fusion
+        # nn.Linear from N(0, init_std) with zero bias; VG-T5's _init_weights skips plain nn.Linear (torch's)
+        linear_std = float(text_config.init_std) if config.family == "bart" else None
         self.fusion = VisionTextFusion(
-            config, self.d_model, heads, dropout, device=reference.device, dtype=reference.dtype
-        )
+            config, self.d_model, heads, dropout, linear_std=linear_std,
+            device=reference.device, dtype=reference.dtype,
+        )  # fmt: skip
         self.sequence_context = SequenceContext()
         self.collect_block_states = False
         # state of the forward in progress, read by the layer hooks: the fusion's arguments after the text

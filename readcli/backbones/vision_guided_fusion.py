@@ -43,6 +43,7 @@ class VisionTextFusion(nn.Module):
         heads: int,
         dropout: float,
         *,
+        linear_std: float | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -68,6 +69,11 @@ class VisionTextFusion(nn.Module):
             self.gate = nn.Linear(2 * d_model, d_model, **kinds) if config.use_forget_gate else None
             final = self.attention.out_proj
         self.norm = nn.LayerNorm(d_model, **kinds) if config.post_norm else None
+        if linear_std is not None:  # official VG-BART: BART's _init_weights reaches every nn.Linear
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    nn.init.normal_(module.weight, std=linear_std)
+                    nn.init.zeros_(module.bias)
         if config.zero_init_output:  # readcli's option: O = 0 at the start
             nn.init.zeros_(final.weight)
             nn.init.zeros_(final.bias)
