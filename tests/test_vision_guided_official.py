@@ -161,9 +161,14 @@ def test_checkpoint_layouts_load_to_the_same_function(tmp_path: Path) -> None:
     assert loaded.adapter_targets().new_heads == ()  # a trained fusion: frozen with the backbone
 
 
-def test_what_the_file_cannot_tell_is_checked_against_the_shapes(tmp_path: Path) -> None:
+def test_what_the_file_cannot_tell_is_checked_against_the_shapes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     model, state = _official_bart(tmp_path)
     config = model.text_model.config
+    default = vision_guided_from_official(state, config, VisionGuidedConfig("bart", fusion_layer=0))
+    assert default.fusion_heads == 1  # the official -n_attn_heads default, with a warning saying so
+    assert "cannot tell its fusion head count" in caplog.text and "--fusion-heads" in caplog.text
     with pytest.raises(CheckpointError, match="--fusion-heads 3 does not divide the fusion's width 32"):
         vision_guided_from_official(state, config, VisionGuidedConfig("bart", fusion_heads=3))
     with pytest.raises(

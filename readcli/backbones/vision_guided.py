@@ -24,7 +24,11 @@ from torch import nn
 from readcli.adapters.context import SequenceContext
 from readcli.adapters.stock import install_stream_sources, stock_preset
 from readcli.backbones.base import AdapterTargets, BlockStates
-from readcli.backbones.vision_guided_config import GenerationSettings, VisionGuidedConfig
+from readcli.backbones.vision_guided_config import (
+    OFFICIAL_FUSION_HEADS,
+    GenerationSettings,
+    VisionGuidedConfig,
+)
 from readcli.backbones.vision_guided_fusion import VisionTextFusion
 from readcli.errors import InvalidValueError
 
@@ -77,9 +81,7 @@ class VisionGuidedSeq2Seq(nn.Module):
         self.tokenizer = tokenizer
         text_config: Any = text_model.config
         self.d_model = int(text_config.d_model)
-        heads = config.fusion_heads or int(
-            text_config.encoder_attention_heads if config.family == "bart" else text_config.num_heads
-        )
+        heads = config.fusion_heads or OFFICIAL_FUSION_HEADS  # official -n_attn_heads default
         layers = _encoder_layers(text_model, config.family)
         self.fusion_index, self.fusion_heads = _fusion_index(config, len(layers)), heads
         self.encoder_layers = len(layers)

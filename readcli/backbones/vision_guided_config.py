@@ -31,6 +31,7 @@ IMAGE_TRANSFORMER_LAYERS = 4
 IMAGE_TRANSFORMER_HEADS = 8
 IMAGE_TRANSFORMER_FFN = 2048
 IMAGE_TRANSFORMER_DROPOUT = 0.1
+OFFICIAL_FUSION_HEADS = 1  # src/run.py -n_attn_heads default (type 5 only)
 
 
 def _flag(value: object, name: str) -> None:
@@ -46,7 +47,7 @@ class VisionGuidedConfig:
     use_img_trans (a 4-layer transformer of width video_dim over the video; VG-T5 builds it and never
     calls it, as official), fusion_layer (BART: the encoder layer whose output is fused, -1 = the last;
     T5: always after the encoder's final norm, so only -1), fusion_heads (n_attn_heads, type 5 only;
-    None = the text model's heads). post_norm is the official post-fusion LayerNorm.
+    None = the official default, 1). post_norm is the official post-fusion LayerNorm.
     readcli's own options (deviations, off by default): mask_padding (the fusion ignores padded video
     rows and, for type 0, padded text tokens), zero_init_output (the fusion's output projection starts
     at zero; with post_norm off a new head is then the identity).

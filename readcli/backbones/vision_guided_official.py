@@ -17,6 +17,7 @@ checked against the shapes. The model gets the official behaviour: no padding ma
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import re
@@ -27,11 +28,17 @@ from typing import Any
 import torch
 
 from readcli.backbones.vision_guided import VisionGuidedSeq2Seq, _text_classes
-from readcli.backbones.vision_guided_config import IMAGE_TRANSFORMER_LAYERS, VisionGuidedConfig
+from readcli.backbones.vision_guided_config import (
+    IMAGE_TRANSFORMER_LAYERS,
+    OFFICIAL_FUSION_HEADS,
+    VisionGuidedConfig,
+)
 from readcli.errors import CheckpointError, InvalidValueError
 
 ENCODER_PREFIX = {"bart": "model.encoder.", "t5": "encoder."}
 NORM_NAME = {"bart": "final_layer_norm", "t5": "custom_layer_norm"}
+log = logging.getLogger(__name__)
+
 LIGHTNING_PREFIX = "model."
 FUSION_PARTS = (
     "_linear_1",
@@ -167,6 +174,12 @@ def official_config(
         base, **told, post_norm=True, mask_padding=False, zero_init_output=False, fusion_trained=True
     )
     heads = config.fusion_heads
+    if config.cross_attn_type == 5 and heads is None:
+        log.warning(
+            "the checkpoint cannot tell its fusion head count: using the official default "
+            "(-n_attn_heads %d); pass --fusion-heads if it was trained with another",
+            OFFICIAL_FUSION_HEADS,
+        )
     if config.cross_attn_type == 5 and heads is not None and d_model % heads:
         raise CheckpointError(
             f"--fusion-heads {heads} does not divide the fusion's width {d_model} "
