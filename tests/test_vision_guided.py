@@ -454,3 +454,28 @@ def test_a_new_head_starts_as_the_official_one() -> None:
     assert float(t5.fusion.video_key.bias.abs().max()) > 0  # torch's uniform init
     zero = tiny_vg("bart", cross_attn_type=5, zero_init_output=True)
     assert float(zero.fusion.attention.out_proj.weight.abs().max()) == 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("kind", [0, 5])
+def test_every_method_trains_with_pvla_on_both_official_variants(family: str, kind: int) -> None:
+    """READ and every baseline (prompt is refused for seq2seq) inject, and token loss + PVLA reach them."""
+    for method in ("full", "partial", "bias", "proj", "lora", "adapter", "read"):
+        model = tiny_vg(family, video_dim=16, cross_attn_type=kind, use_img_trans=True, fusion_heads=4)
+        settings = (
+            MethodSettings(method, bottleneck=4) if method in ("read", "adapter") else MethodSettings(method)
+        )
+        report = inject(model, settings)
+        model.train()
+        model.collect_block_states = True
+        out = model(**inputs(model, video_dim=16))
+        loss = out["loss"] + pvla_loss(out["block_states"], settings=PVLASettings(weight=1.0))
+        loss.backward()
+        trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        assert trainable and set(report.trainable) <= set(trainable), method
+        reached = [n for n, p in trainable.items() if p.grad is not None and float(p.grad.abs().sum()) > 0]
+        if not (method == "bias" and family == "t5"):  # T5 has no bias terms: BitFit trains the head only
+            assert any(not n.startswith("fusion.") for n in reached), (method, reached[:5])
+        # the new fusion head trains under every method (the image transformer only where it is called)
+        assert any(n.startswith("fusion.video_key") for n in reached), method
+        assert any(n.startswith("fusion.image_transformer") for n in reached) is (family == "bart"), method
