@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from test_vision_guided import VIDEO_DIM, inputs, tiny_vg
+from test_vision_guided import VIDEO_DIM, _output_linear, inputs, tiny_vg
 from torch import nn
 from typer.testing import CliRunner
 
@@ -158,13 +158,15 @@ def test_vls_requests_get_the_task_defaults(tmp_path: Path) -> None:
         run(FinetuneRequest(data="d", out=str(tmp_path / "r"), task="vls", max_summary_length=0))
 
 
-def _trained_bundle(family: str, directory: Path, backbone: Path) -> Any:
-    model = load_vision_guided(backbone, video_dim=VIDEO_DIM)
+def _trained_bundle(
+    family: str, directory: Path, backbone: Path, fusion: dict[str, Any] | None = None
+) -> Any:
+    model = load_vision_guided(backbone, video_dim=VIDEO_DIM, fusion=fusion)
     inject(model, MethodSettings("read", bottleneck=4))
     with torch.no_grad():  # stands in for training: adapters and the fusion head away from identity
         for parameter in adapter_parameters(model).values():
             nn.init.normal_(parameter, std=0.3)
-        nn.init.normal_(model.fusion.attention.out_proj.weight, std=1.0)
+        nn.init.normal_(_output_linear(model).weight, std=1.0)
     extra = {"video_dim": VIDEO_DIM, "generation": {"beams": 2, "no_repeat_ngram_size": 3, "max_length": 10}}
     save_bundle(model, directory, backbone_name=str(backbone), task="vls", extra_config=extra)
     return model
@@ -187,6 +189,28 @@ def test_bundle_round_trip_gives_identical_generations(
     assert not torch.equal(untrained(**batch)["logits"], fresh(**batch)["logits"])
 
 
+def test_a_bundle_made_on_another_fusion_is_refused_naming_the_fusion_fingerprint(
+    backbones: dict[str, Path], tmp_path: Path
+) -> None:
+    """A bundle from readcli's pre-VG-GPLMs fusion (no fusion fingerprint recorded) or another variant."""
+    _trained_bundle("bart", tmp_path / "bundle", backbones["bart"])
+    path = tmp_path / "bundle" / "adapter_config.json"
+    config = json.loads(path.read_text())
+    assert config["backbone"]["extra"]["fusion_fingerprint"].startswith("vg-gplms cross_attn_type=0")
+    del config["backbone"]["extra"]["fusion_fingerprint"]  # as the old fusion's bundles were written
+    path.write_text(json.dumps(config))
+    model = load_vision_guided(backbones["bart"], video_dim=VIDEO_DIM)
+    with pytest.raises(
+        BundleError, match="fusion_fingerprint: bundle None, model 'vg-gplms cross_attn_type=0"
+    ):
+        load_bundle(model, tmp_path / "bundle")
+    other = load_vision_guided(backbones["bart"], video_dim=VIDEO_DIM, fusion={"cross_attn_type": 5})
+    _trained_bundle("bart", tmp_path / "b5", backbones["bart"], fusion={"cross_attn_type": 5})
+    load_bundle(other, tmp_path / "b5")  # the same variant loads
+    with pytest.raises(BundleError, match="fusion_fingerprint: bundle 'vg-gplms cross_attn_type=5"):
+        load_bundle(load_vision_guided(backbones["bart"], video_dim=VIDEO_DIM), tmp_path / "b5")
+
+
 def _summarize(*args: str) -> Any:
     return runner.invoke(app, ["summarize", *args])
 
@@ -207,6 +231,7 @@ def test_summarize_end_to_end_with_a_bundle(backbones: dict[str, Path], tmp_path
         "no_repeat_ngram_size": 3,
         "max_length": 10,
         "length_penalty": 1.0,
+        "bart_forced_eos": True,
     }
     assert isinstance(report["summary"], str) and report["video_source"] == "features"
     plain = _summarize(*common, "--adapter", str(tmp_path / "bundle"))

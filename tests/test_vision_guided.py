@@ -54,7 +54,7 @@ def tiny_vg(family: str, seed: int = 0, *, video_dim: int = VIDEO_DIM, **config:
     return build_vision_guided(text, settings, tok)
 
 
-def inputs(model: VisionGuidedSeq2Seq, seed: int = 1) -> dict[str, torch.Tensor]:
+def inputs(model: VisionGuidedSeq2Seq, seed: int = 1, video_dim: int = VIDEO_DIM) -> dict[str, torch.Tensor]:
     """Two transcripts (row 1 padded), 5 and 3 video rows, and two target summaries."""
     tok = model.tokenizer
     encoded = tok(["cut the onion into thin slices", "boil water"], padding=True, return_tensors="pt")
@@ -65,55 +65,128 @@ def inputs(model: VisionGuidedSeq2Seq, seed: int = 1) -> dict[str, torch.Tensor]
     return {
         "input_ids": encoded["input_ids"],  # (B, S)
         "attention_mask": encoded["attention_mask"],  # (B, S)
-        "video": torch.randn(2, 5, VIDEO_DIM, generator=generator),  # (B, T, D_V)
+        "video": torch.randn(2, 5, video_dim, generator=generator),  # (B, T, D_V)
         "video_mask": video_mask,  # (B, T)
         "labels": labels.masked_fill(labels == tok.pad_token_id, -100),
     }
 
 
+def _output_linear(model: VisionGuidedSeq2Seq) -> nn.Linear:
+    """The fusion's last linear (type 0: `output`; type 5: the attention's output projection)."""
+    fusion = model.fusion
+    return fusion.output if fusion.kind == 0 else fusion.attention.out_proj
+
+
 def _randomise_fusion_output(model: VisionGuidedSeq2Seq) -> None:
-    """A trained-like head: the zero-initialised attention output projection moved away from zero."""
+    """A trained-like head: every fusion linear away from its small (or zero) start."""
     with torch.no_grad():
-        nn.init.normal_(model.fusion.attention.out_proj.weight, std=1.0)
+        for module in model.fusion.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=module.in_features**-0.5)
+        nn.init.normal_(_output_linear(model).weight, std=1.0)
+
+
+def _logits(model: VisionGuidedSeq2Seq, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    with torch.no_grad():
+        return model(**batch)["logits"]  # (B, R, vocab)
+
+
+def _encoded(model: VisionGuidedSeq2Seq, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    args = (batch["input_ids"], batch["attention_mask"], batch["video"], batch["video_mask"])
+    with torch.no_grad():
+        return model.encode(*args)[0].last_hidden_state  # (B, S, d)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_new_fusion_head_is_the_identity_and_a_trained_one_reads_the_video(family: str) -> None:
-    model = tiny_vg(family)
+@pytest.mark.parametrize("kind", [0, 5])
+def test_readcli_identity_start_and_padding_mask_options(family: str, kind: int) -> None:
+    """zero_init_output + no post-norm: a new head is the stock model; mask_padding: padding never read."""
+    model = tiny_vg(family, cross_attn_type=kind, zero_init_output=True, post_norm=False, mask_padding=True)
     batch = inputs(model)
-    stock = model.text_model(
-        input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
-    )
-    fused = model(**batch)
-    torch.testing.assert_close(fused["logits"], stock.logits, rtol=0, atol=1e-6)
+    with torch.no_grad():
+        stock = model.text_model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]
+        )
+    torch.testing.assert_close(_logits(model, batch), stock.logits, rtol=0, atol=1e-6)
     _randomise_fusion_output(model)
-    moved = model(**batch)["logits"]
+    moved = _logits(model, batch)
     assert (moved - stock.logits).abs().max() > 1e-3  # (std 1 output projection)
     other = dict(batch, video=batch["video"].clone())
-    other["video"][1, 3:] = 1e3  # padded video rows: never attended
-    torch.testing.assert_close(model(**other)["logits"][1], moved[1], rtol=0, atol=1e-5)
+    other["video"][1, 3:] = 1e3  # padded video rows: never read
+    torch.testing.assert_close(_logits(model, other)[1], moved[1], rtol=0, atol=1e-5)
     other["video"][1, 0] += 1.0  # a valid row: changes row 1 only
-    changed = model(**other)["logits"]
+    changed = _logits(model, other)
     assert (changed[1] - moved[1]).abs().max() > 1e-4
     torch.testing.assert_close(changed[0], moved[0], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_intermediate_fusion_layer_feeds_the_later_layers(family: str) -> None:
-    model = tiny_vg(family, fusion_layer=0)
+@pytest.mark.parametrize("kind", [0, 5])
+def test_official_fusion_reads_padding_and_a_zero_output_still_normalises(family: str, kind: int) -> None:
+    """Official behaviour: no padding mask (padded video rows change the outputs); post-fusion LayerNorm."""
+    model = tiny_vg(family, cross_attn_type=kind)
+    assert model.fusion.norm is not None and not model.fusion.mask_padding
+    batch = inputs(model)
+    base = _encoded(model, batch)
+    other = dict(batch, video=batch["video"].clone())
+    other["video"][1, 3:] = 5.0  # padded rows of sample 1 are attended, as official
+    assert (_encoded(model, other)[1] - base[1]).abs().max() > 1e-3
+    if kind == 0:  # the softmax over the text axis runs over padded tokens too: they change real ones
+        ids = batch["input_ids"].clone()
+        pad = batch["attention_mask"][1] == 0
+        ids[1, pad] = ids[1, 0]
+        changed = _encoded(model, dict(batch, input_ids=ids))
+        assert (changed[1, ~pad] - base[1, ~pad]).abs().max() > 1e-4
+    zero = tiny_vg(family, cross_attn_type=kind, zero_init_output=True)  # O = 0, H' = LayerNorm(H)
+    with torch.no_grad():
+        encoded, _ = zero.encode(
+            batch["input_ids"], batch["attention_mask"], batch["video"], batch["video_mask"]
+        )
+        text = zero.text_model.get_encoder()(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        )
+        expected = torch.nn.functional.layer_norm(text.last_hidden_state, (zero.d_model,))
+    torch.testing.assert_close(encoded.last_hidden_state, expected, rtol=0, atol=1e-5)
+
+
+def test_image_transformer_runs_in_bart_and_is_built_but_never_called_in_t5() -> None:
+    """VG-BART runs the image transformer over the video; official VG-T5 builds it and never calls it."""
+    for family in FAMILIES:
+        model = tiny_vg(family, video_dim=16, use_img_trans=True)
+        _randomise_fusion_output(model)
+        plain = tiny_vg(family, video_dim=16)
+        state = {k: v for k, v in model.state_dict().items() if "image_transformer" not in k}
+        plain.load_state_dict(state)
+        assert model.fusion.image_transformer is not None and plain.fusion.image_transformer is None
+        batch = inputs(model, video_dim=16)
+        with_it, without = _encoded(model, batch), _encoded(plain, batch)
+        if family == "t5":
+            torch.testing.assert_close(with_it, without, rtol=0, atol=0)
+        else:
+            assert (with_it - without).abs().max() > 1e-4
+    with pytest.raises(InvalidValueError, match="video_dim divisible by the image transformer's 8 heads"):
+        VisionGuidedConfig("bart", video_dim=12, use_img_trans=True)
+
+
+def test_intermediate_fusion_layer_feeds_the_later_layers_and_t5_fuses_after_its_final_norm() -> None:
+    model = tiny_vg("bart", fusion_layer=0)
     assert model.fusion_index == 0
-    _randomise_fusion_output(model)
     batch = inputs(model)
     model.collect_block_states = True
     states = model(**batch)["block_states"]
-    last = tiny_vg(family)  # same seed, fusion after the last layer
+    last = tiny_vg("bart")  # same seed, fusion after the last layer
     last.load_state_dict(model.state_dict())
     last.collect_block_states = True
     reference = last(**batch)["block_states"]
     torch.testing.assert_close(states.text[0], reference.text[0])  # layer 0 recorded before its fusion
     assert (states.text[1] - reference.text[1]).abs().max() > 1e-4  # layer 1 saw fused states
     with pytest.raises(InvalidValueError, match="fusion_layer 2 is out of range for a 2-layer encoder"):
-        tiny_vg(family, fusion_layer=2)
+        tiny_vg("bart", fusion_layer=2)
+    with pytest.raises(
+        InvalidValueError, match="fusion_layer 0 is invalid for T5: .* after the encoder's final"
+    ):
+        tiny_vg("t5", fusion_layer=0)
+    assert tiny_vg("t5", fusion_layer=1).fuses_encoder_output  # the last layer = after the final norm
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -139,8 +212,7 @@ def test_block_states_feed_pvla_and_gradients_reach_read_and_the_fusion(family: 
     loss = out["loss"] + pvla_loss(states, settings=PVLASettings(weight=1.0))
     loss.backward()
     assert (
-        model.fusion.video_proj.weight.grad is not None
-        and model.fusion.video_proj.weight.grad.abs().sum() > 0
+        model.fusion.video_key.weight.grad is not None and model.fusion.video_key.weight.grad.abs().sum() > 0
     )
     adapters = adapter_parameters(model)
     downs = [p for n, p in adapters.items() if n.endswith("down.weight")]
@@ -180,7 +252,7 @@ def test_read_generates_without_a_cache_and_each_token_is_the_teacher_forced_arg
     batch = inputs(model)
     text_model: Any = model.text_model
     text_model.generation_config.eos_token_id = None  # run every step: each token an argmax
-    greedy = GenerationSettings(beams=1, no_repeat_ngram_size=0, max_length=6)
+    greedy = GenerationSettings(beams=1, no_repeat_ngram_size=0, max_length=7)  # the start token counts
     ids = model.generate(
         batch["input_ids"], batch["attention_mask"], batch["video"], batch["video_mask"], greedy
     )
@@ -200,7 +272,7 @@ def test_beam_search_settings_are_applied(family: str) -> None:
     batch = inputs(model)
     args = (batch["input_ids"], batch["attention_mask"], batch["video"], batch["video_mask"])
     ids = model.generate(*args, GenerationSettings(beams=3, no_repeat_ngram_size=2, max_length=5))
-    assert ids.shape[1] <= 6
+    assert ids.shape[1] <= 5  # max_length counts the decoder start token, as official
     for row in ids.tolist():  # no bigram twice (no_repeat_ngram_size=2)
         bigrams = list(zip(row[1:], row[2:], strict=False))
         assert len(bigrams) == len(set(bigrams))
@@ -228,7 +300,7 @@ def test_save_and_load_round_trip_without_pickles(family: str, tmp_path: Path) -
     batch = inputs(model)
     torch.testing.assert_close(loaded(**batch)["logits"], model(**batch)["logits"], rtol=0, atol=0)
     wider = load_vision_guided(tmp_path / "vg", video_dim=7)  # a new head for other features
-    assert wider.fusion.video_proj.in_features == 7
+    assert wider.fusion.video_key.in_features == 7
     inject(model, "read")
     with pytest.raises(InvalidValueError, match="has a method injected"):
         save_vision_guided(model, tmp_path / "other")
@@ -304,6 +376,31 @@ def test_config_validation_names_the_bad_value() -> None:
         model(**dict(batch, video=batch["video"][..., :3]))
     with pytest.raises(InvalidValueError, match="at least one video feature row"):
         model(**dict(batch, video_mask=torch.zeros_like(batch["video_mask"])))
+    with pytest.raises(InvalidValueError, match="cross_attn_type 3 is not implemented: choose one of 0, 5"):
+        VisionGuidedConfig("bart", cross_attn_type=3)
+    with pytest.raises(InvalidValueError, match="use_forget_gate 'yes' is invalid: use true or false"):
+        VisionGuidedConfig.from_dict({"family": "t5", "use_forget_gate": "yes"})
+    with pytest.raises(InvalidValueError, match="fusion_dropout 1.5 is invalid"):
+        VisionGuidedConfig("bart", fusion_dropout=1.5)
+    with pytest.raises(InvalidValueError, match="fusion heads 5 do not divide the model width 32"):
+        tiny_vg("bart", cross_attn_type=5, fusion_heads=5)
+    with pytest.raises(InvalidValueError, match="unknown generation settings beam:"):
+        GenerationSettings.from_dict({"beam": 5})
+    with pytest.raises(InvalidValueError, match="summary length 1 is invalid: it counts the decoder start"):
+        GenerationSettings(max_length=1)
+
+
+def test_presets_are_the_shipped_official_setting() -> None:
+    """bart-base-vg / t5-base-vg: cross_attn_type 0, forget gate, post-norm, no padding mask, 5 beams."""
+    for name, image_transformer in (("bart-base-vg", True), ("t5-base-vg", False)):
+        card = load_vg_card(name)
+        config = card.config
+        assert (config.cross_attn_type, config.use_forget_gate, config.post_norm) == (0, True, True)
+        assert (config.fusion_layer, config.mask_padding, config.zero_init_output) == (-1, False, False)
+        assert config.use_img_trans is image_transformer  # VG-T5 never calls it: the same function
+        assert card.generation == GenerationSettings(beams=5, no_repeat_ngram_size=3, max_length=64)
+        assert card.generation.bart_forced_eos
+    assert GenerationSettings() == load_vg_card("bart-base-vg").generation
 
 
 @pytest.mark.parametrize(
@@ -315,17 +412,70 @@ def test_trainable_parameter_report_at_base_size(
 ) -> None:
     """bart-base / t5-base sized VG models on the meta device: READ + the new fusion head train."""
     d, video = 768, 2048
-    fusion = (video * d + d) + (4 * d * d + 4 * d) + (2 * d * d + d)  # projection, attention, gate
+    # type 0: video key, forget gate over the attended video, output linear over [text; video], post-norm
+    fusion = (video * d + d) + ((video + d) * video + video) + ((d + video) * d + d) + 2 * d
+    assert fusion == 9_507_840
     with torch.device("meta"):
         model = build_vision_guided(base_text_config(family), VisionGuidedConfig(family))
+        shipped = build_vision_guided(base_text_config(family), load_vg_card(f"{family}-base-vg").config)
     assert count_parameters(model).total == text_total + fusion
+    image_transformer = 4 * (
+        (3 * video * video + 3 * video) + (video * video + video) + 2 * (video * video + video) + 4 * video
+    )
+    assert image_transformer == 100_745_216
+    extra = image_transformer if family == "bart" else 0  # the presets: VG-T5 leaves out the uncalled one
+    assert count_parameters(shipped).total == text_total + fusion + extra
     report = inject(model, MethodSettings("read", bottleneck=read_k))
     assert report.count.trainable == read_count + fusion
     assert report.count.total == text_total + fusion + read_count
-    with torch.device("meta"):
+    with torch.device("meta"):  # a VG checkpoint of the shipped setting, image transformer built (T5 too)
         trained = build_vision_guided(
-            base_text_config(family), VisionGuidedConfig(family, fusion_trained=True)
+            base_text_config(family), VisionGuidedConfig(family, use_img_trans=True, fusion_trained=True)
         )
-    assert (
-        inject(trained, MethodSettings("read", bottleneck=read_k)).count.trainable == read_count
-    )  # the paper's
+    count = inject(trained, MethodSettings("read", bottleneck=read_k)).count
+    assert count.trainable == read_count  # the paper's READ count
+    assert count.total == text_total + fusion + image_transformer + read_count
+    # the paper's shares (Tables 4-5: 0.47 % on VG-BART, 0.57 % on VG-T5) are READ over this total
+    assert round(100 * count.trainable / count.total, 2) == (0.47 if family == "bart" else 0.57)
+
+
+def test_a_new_head_starts_as_the_official_one() -> None:
+    """VG-BART: BART's init_weights draws every fusion linear from N(0, init_std), zero bias (official
+    model-wide init); VG-T5: torch's default (T5's _init_weights skips plain linears)."""
+    bart = tiny_vg("bart", video_dim=16, use_img_trans=True)
+    linears = [m for m in bart.fusion.modules() if isinstance(m, nn.Linear)]
+    # key, gate, output; per image-transformer layer out_proj, linear1, linear2
+    assert len(linears) == 3 + 4 * 3
+    std = float(bart.text_model.config.init_std)
+    assert all(float(m.bias.abs().max()) == 0 for m in linears)
+    weights = torch.cat([m.weight.flatten() for m in linears])
+    assert abs(float(weights.std()) - std) < 0.1 * std
+    t5 = tiny_vg("t5")
+    assert float(t5.fusion.video_key.bias.abs().max()) > 0  # torch's uniform init
+    zero = tiny_vg("bart", cross_attn_type=5, zero_init_output=True)
+    assert float(zero.fusion.attention.out_proj.weight.abs().max()) == 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("kind", [0, 5])
+def test_every_method_trains_with_pvla_on_both_official_variants(family: str, kind: int) -> None:
+    """READ and every baseline (prompt is refused for seq2seq) inject, and token loss + PVLA reach them."""
+    for method in ("full", "partial", "bias", "proj", "lora", "adapter", "read"):
+        model = tiny_vg(family, video_dim=16, cross_attn_type=kind, use_img_trans=True, fusion_heads=4)
+        settings = (
+            MethodSettings(method, bottleneck=4) if method in ("read", "adapter") else MethodSettings(method)
+        )
+        report = inject(model, settings)
+        model.train()
+        model.collect_block_states = True
+        out = model(**inputs(model, video_dim=16))
+        loss = out["loss"] + pvla_loss(out["block_states"], settings=PVLASettings(weight=1.0))
+        loss.backward()
+        trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+        assert trainable and set(report.trainable) <= set(trainable), method
+        reached = [n for n, p in trainable.items() if p.grad is not None and float(p.grad.abs().sum()) > 0]
+        if not (method == "bias" and family == "t5"):  # T5 has no bias terms: BitFit trains the head only
+            assert any(not n.startswith("fusion.") for n in reached), (method, reached[:5])
+        # the new fusion head trains under every method (the image transformer only where it is called)
+        assert any(n.startswith("fusion.video_key") for n in reached), method
+        assert any(n.startswith("fusion.image_transformer") for n in reached) is (family == "bart"), method

@@ -12,6 +12,7 @@ training and in `generate`. docs/summarization.md describes the choices.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from functools import partial
@@ -23,7 +24,11 @@ from torch import nn
 from readcli.adapters.context import SequenceContext
 from readcli.adapters.stock import install_stream_sources, stock_preset
 from readcli.backbones.base import AdapterTargets, BlockStates
-from readcli.backbones.vision_guided_config import GenerationSettings, VisionGuidedConfig
+from readcli.backbones.vision_guided_config import (
+    OFFICIAL_FUSION_HEADS,
+    GenerationSettings,
+    VisionGuidedConfig,
+)
 from readcli.backbones.vision_guided_fusion import VisionTextFusion
 from readcli.errors import InvalidValueError
 
@@ -44,6 +49,22 @@ def _encoder_layers(text_model: Any, family: str) -> nn.ModuleList:
     return layers
 
 
+def _fusion_index(config: VisionGuidedConfig, layers: int) -> int:
+    """The encoder layer whose output is fused. T5 fuses after its final norm only (official): -1."""
+    index = config.fusion_layer + layers if config.fusion_layer < 0 else config.fusion_layer
+    if config.family == "t5" and index != layers - 1:
+        raise InvalidValueError(
+            f"fusion_layer {config.fusion_layer} is invalid for T5: VG-T5 fuses after the encoder's final "
+            "norm (as official), use -1"
+        )
+    if not 0 <= index < layers:
+        raise InvalidValueError(
+            f"fusion_layer {config.fusion_layer} is out of range for a {layers}-layer encoder: "
+            f"use 0..{layers - 1} or -1 (the last)"
+        )
+    return index
+
+
 class VisionGuidedSeq2Seq(nn.Module):
     """`text_model` (stock HF BART/T5) + `fusion` (VisionTextFusion); `tokenizer` rides along."""
 
@@ -60,26 +81,28 @@ class VisionGuidedSeq2Seq(nn.Module):
         self.tokenizer = tokenizer
         text_config: Any = text_model.config
         self.d_model = int(text_config.d_model)
-        heads = config.fusion_heads or int(
-            text_config.encoder_attention_heads if config.family == "bart" else text_config.num_heads
-        )
+        heads = config.fusion_heads or OFFICIAL_FUSION_HEADS  # official -n_attn_heads default
         layers = _encoder_layers(text_model, config.family)
-        index = config.fusion_layer + len(layers) if config.fusion_layer < 0 else config.fusion_layer
-        if not 0 <= index < len(layers):
-            raise InvalidValueError(
-                f"fusion_layer {config.fusion_layer} is out of range for a {len(layers)}-layer encoder: "
-                f"use 0..{len(layers) - 1} or -1 (the last)"
-            )
-        self.fusion_index, self.fusion_heads, self.encoder_layers = index, heads, len(layers)
+        self.fusion_index, self.fusion_heads = _fusion_index(config, len(layers)), heads
+        self.encoder_layers = len(layers)
+        # BART fuses a layer's output inside the stack (a hook); T5 the encoder's output, after its final
+        # RMS norm and dropout (official), which no layer hook sees
+        self.fuses_encoder_output = config.family == "t5"
+        dropout = config.fusion_dropout
+        if dropout is None:  # official: the text model's own dropout
+            dropout = float(text_config.dropout if config.family == "bart" else text_config.dropout_rate)
         reference = next(text_model.parameters())
+        # a new head starts as the official one: VG-BART's model-wide init_weights() draws every fusion
+        # nn.Linear from N(0, init_std) with zero bias; VG-T5's _init_weights skips plain nn.Linear (torch's)
+        linear_std = float(text_config.init_std) if config.family == "bart" else None
         self.fusion = VisionTextFusion(
-            config.video_dim, self.d_model, heads, config.fusion_dropout,
+            config, self.d_model, heads, dropout, linear_std=linear_std,
             device=reference.device, dtype=reference.dtype,
         )  # fmt: skip
         self.sequence_context = SequenceContext()
         self.collect_block_states = False
-        # state of the forward in progress, read by the layer hooks
-        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
+        # state of the forward in progress, read by the layer hooks: the fusion's arguments after the text
+        self._pending: tuple[torch.Tensor, ...] | None = None
         self._recorded: list[torch.Tensor] | None = None
         for i, layer in enumerate(layers):
             layer.register_forward_hook(partial(self._after_layer, i))
@@ -104,6 +127,9 @@ class VisionGuidedSeq2Seq(nn.Module):
             "video_dim": str(self.config.video_dim),
             "fusion_layer": str(self.fusion_index),
             "fusion_heads": str(self.fusion_heads),
+            # what the fusion computes: a bundle made on another fusion (e.g. readcli's pre-VG-GPLMs
+            # one, which has no signature) is refused by name instead of loaded into another function
+            "fusion_fingerprint": self.config.fusion_signature(),
         }
         return AdapterTargets(
             feed_forward=stock.feed_forward,
@@ -120,7 +146,7 @@ class VisionGuidedSeq2Seq(nn.Module):
         hidden = output[0] if isinstance(output, tuple) else output  # (B, S, d)
         if self._recorded is not None:
             self._recorded.append(hidden)
-        if index != self.fusion_index or index == self.encoder_layers - 1 or self._pending is None:
+        if index != self.fusion_index or self.fuses_encoder_output or self._pending is None:
             return None
         fused = self.fusion(hidden, *self._pending)  # (B, S, d)
         return (fused, *output[1:]) if isinstance(output, tuple) else fused
@@ -140,9 +166,13 @@ class VisionGuidedSeq2Seq(nn.Module):
             raise InvalidValueError(
                 "every sample needs at least one video feature row (a row of the mask set)"
             )
-        tokens = self.fusion.project(video.to(self.fusion.video_proj.weight.dtype))  # (B, N_V, d)
+        video = video.to(self.fusion.video_key.weight.dtype)
+        # VG-T5 builds the image transformer but never calls it (official): the rows stay raw
+        rows = self.fusion.prepare(video, valid_video, run_image_transformer=self.config.family == "bart")
+        tokens = self.fusion.project(rows)  # (B, N_V, d)
+        text_valid = attention_mask.bool()  # (B, S)
         collect = self.collect_block_states
-        self._pending, self._recorded = (tokens, valid_video), ([] if collect else None)
+        self._pending, self._recorded = (rows, valid_video, text_valid, tokens), ([] if collect else None)
         try:
             text_model: Any = self.text_model
             encoded = text_model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
@@ -150,8 +180,8 @@ class VisionGuidedSeq2Seq(nn.Module):
         finally:
             self._pending, self._recorded = None, None
         hidden = encoded.last_hidden_state  # (B, S, d)
-        if self.fusion_index == self.encoder_layers - 1:
-            hidden = self.fusion(hidden, tokens, valid_video)  # (B, S, d)
+        if self.fuses_encoder_output:
+            hidden = self.fusion(hidden, rows, valid_video, text_valid, tokens)  # (B, S, d)
         states = None
         if recorded is not None:
             text = torch.stack(recorded)  # (L, B, S, d)
@@ -159,7 +189,7 @@ class VisionGuidedSeq2Seq(nn.Module):
                 video=tokens.unsqueeze(0).expand(len(recorded), -1, -1, -1),  # (L, B, N_V, d)
                 text=text,
                 video_mask=valid_video,
-                text_mask=attention_mask.bool(),  # (B, S)
+                text_mask=text_valid,  # (B, S)
             )
         return BaseModelOutput(last_hidden_state=hidden), states
 
@@ -210,20 +240,40 @@ class VisionGuidedSeq2Seq(nn.Module):
             encoder_outputs, _ = self.encode(input_ids, attention_mask, video, video_mask)
         finally:
             self.collect_block_states = collect
-        beam: dict[str, Any] = (
-            {"length_penalty": settings.length_penalty, "early_stopping": True} if settings.beams > 1 else {}
-        )
         generated: torch.Tensor = self.text_model.generate(  # type: ignore[operator]
             encoder_outputs=encoder_outputs,
             attention_mask=attention_mask,
-            num_beams=settings.beams,
-            no_repeat_ngram_size=settings.no_repeat_ngram_size,
-            max_new_tokens=settings.max_length,
-            do_sample=False,
+            generation_config=self.generation_config(settings),
             use_cache=self.uses_kv_cache(),
-            **beam,
         )
         return generated
+
+    def generation_config(self, settings: GenerationSettings) -> Any:
+        """The `transformers` GenerationConfig of `settings`, as VG-GPLMs' 4.3.2 `generate` searched.
+
+        Every forcing rule is set here rather than inherited from the text model's config: 4.3.2 forced
+        no first token (a hub config's forced_bos_token_id was not read yet) and forced BART's end token
+        at max_length - 1 in beam search only.
+        """
+        text_model: Any = self.text_model
+        config = copy.deepcopy(text_model.generation_config)  # the token ids (start, end, pad)
+        beam = settings.beams > 1
+        forced_eos = self.config.family == "bart" and beam and settings.bart_forced_eos
+        config.update(
+            num_beams=settings.beams,
+            max_length=settings.max_length,  # counts the decoder start token, as official
+            max_new_tokens=None,
+            min_length=0,
+            min_new_tokens=None,
+            no_repeat_ngram_size=settings.no_repeat_ngram_size,
+            early_stopping=beam,
+            length_penalty=settings.length_penalty,
+            do_sample=False,
+            num_return_sequences=1,
+            forced_bos_token_id=None,
+            forced_eos_token_id=config.eos_token_id if forced_eos else None,
+        )
+        return config
 
     def decode(self, ids: torch.Tensor) -> list[str]:
         """Generated ids -> summaries (special tokens dropped, whitespace normalised)."""

@@ -6,6 +6,9 @@
   at once with an `OfflineError` naming the local-directory option.
 - A Hugging Face model directory (config.json with model_type bart or t5, weights, tokenizer files)
   gets a new fusion head.
+- An official VG-GPLMs checkpoint (`load_official_checkpoint`: a Lightning .ckpt or a plain state dict)
+  on top of a preset's or a directory's text configuration and tokenizer
+  (vision_guided_official.py).
 - A readcli vision-guided directory, written by `save_vision_guided`:
       config.json          {"format": "readcli-backbone", "format_version": 1, "architecture":
                             "vision_guided_bart" | "vision_guided_t5", "config": VisionGuidedConfig}
@@ -19,9 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,11 @@ import torch
 from readcli import __version__
 from readcli.backbones.presets import read_card
 from readcli.backbones.vision_guided import ARCHITECTURES, VisionGuidedSeq2Seq, _text_classes
-from readcli.backbones.vision_guided_config import FAMILIES, VisionGuidedConfig
-from readcli.errors import CheckpointError, InputFileError, InvalidValueError, OfflineError, choices_text
+from readcli.backbones.vision_guided_config import FAMILIES, GenerationSettings, VisionGuidedConfig
+from readcli.backbones.vision_guided_hub import family_of as _family_of
+from readcli.backbones.vision_guided_hub import load_text_model
+from readcli.backbones.vision_guided_hub import read_json as _read_json
+from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
 from readcli.fileio import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,7 @@ class VisionGuidedCard:
     env_var: str
     config: VisionGuidedConfig
     raw: dict[str, Any]
+    generation: GenerationSettings = GenerationSettings()
 
 
 def load_vg_card(name: str) -> VisionGuidedCard:
@@ -66,7 +71,8 @@ def load_vg_card(name: str) -> VisionGuidedCard:
     try:
         text = raw["text_model"]
         config = VisionGuidedConfig.from_dict({"family": text["family"], **raw["configuration"]})
-        return VisionGuidedCard(raw["name"], text["hub_id"], text["env_var"], config, raw)
+        generation = GenerationSettings.from_dict(dict(raw.get("generation") or {}))
+        return VisionGuidedCard(raw["name"], text["hub_id"], text["env_var"], config, raw, generation)
     except (KeyError, TypeError) as err:
         raise InputFileError(f"{path}: preset card is missing or mangles field {err}") from None
 
@@ -94,19 +100,21 @@ def load_vision_guided(
     video_dim: int | None = None,
     device: str | torch.device = "cpu",
     dtype: torch.dtype | None = None,
+    fusion: Mapping[str, Any] | None = None,
 ) -> VisionGuidedSeq2Seq:
     """A VG backbone (eval mode, tokenizer attached) from a preset, a HF directory or a readcli directory.
 
     video_dim: the width of the video features; a new fusion head is built for it. A fusion head that
     came trained with the backbone cannot change width (an error says so).
+    fusion: VisionGuidedConfig fields that replace the preset's (CLI `--fusion-option KEY=VALUE`), for a
+    new fusion head; a trained one cannot change.
     """
     text = os.fspath(name)
     if text in VG_PRESETS:
         card = load_vg_card(text)
-        override = os.environ.get(card.env_var)
-        source = str(Path(override).expanduser()) if override else card.hub_id
-        text_model, tokenizer = load_text_model(source, card.config.family, preset=card)
-        model = _wrap(text_model, _with_video_dim(card.config, video_dim, text), tokenizer, None)
+        text_model, tokenizer = load_text_model(_card_source(card), card.config.family, preset=card)
+        config = _with_fusion(_with_video_dim(card.config, video_dim, text), fusion, text)
+        model = _wrap(text_model, config, tokenizer, None)
     else:
         directory = Path(text).expanduser()
         if not directory.is_dir():
@@ -116,13 +124,51 @@ def load_vision_guided(
             )
         meta = _read_json(directory / CONFIG_FILE)
         if meta.get("format") == SAVED_FORMAT:
-            model = _load_saved(directory, meta, video_dim)
+            model = _load_saved(directory, meta, video_dim, fusion)
         else:
             family = _family_of(meta, directory)
             text_model, tokenizer = load_text_model(str(directory), family)
-            model = _wrap(
-                text_model, _with_video_dim(VisionGuidedConfig(family), video_dim, text), tokenizer, None
-            )
+            config = _with_fusion(_with_video_dim(VisionGuidedConfig(family), video_dim, text), fusion, text)
+            model = _wrap(text_model, config, tokenizer, None)
+    model = model.to(device=device) if dtype is None else model.to(device=device, dtype=dtype)
+    return model.eval()
+
+
+def load_official_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    backbone: str | os.PathLike[str] = "bart-base-vg",
+    fusion_heads: int | None = None,
+    fusion_layer: int | None = None,
+    trust: bool = False,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+) -> VisionGuidedSeq2Seq:
+    """An official VG-GPLMs checkpoint (Lightning .ckpt or plain state dict) as a VG model (eval mode).
+
+    backbone: the preset or Hugging Face directory that gives the text configuration and tokenizer
+    (its weights are replaced by the checkpoint's) and the options the file cannot tell: fusion_heads
+    and BART's fusion_layer, unless given here. Official behaviour: no padding mask, fusion trained.
+    trust: allow a file that needs arbitrary unpickling (it can run code).
+    """
+    from readcli.backbones.vision_guided_official import read_checkpoint, vision_guided_from_official
+
+    state = read_checkpoint(path, trust=trust)
+    text = os.fspath(backbone)
+    if text in VG_PRESETS:
+        card = load_vg_card(text)
+        text_model, tokenizer = load_text_model(_card_source(card), card.config.family, preset=card)
+        base = card.config
+    else:
+        directory = Path(text).expanduser()
+        family = _family_of(_read_json(directory / CONFIG_FILE), directory)
+        text_model, tokenizer = load_text_model(str(directory), family)
+        base = VisionGuidedConfig(family)
+    given = {
+        k: v for k, v in (("fusion_heads", fusion_heads), ("fusion_layer", fusion_layer)) if v is not None
+    }
+    base = _with_fusion(base, given, text)
+    model = vision_guided_from_official(state, text_model.config, base, tokenizer)
     model = model.to(device=device) if dtype is None else model.to(device=device, dtype=dtype)
     return model.eval()
 
@@ -168,27 +214,24 @@ def save_vision_guided(model: VisionGuidedSeq2Seq, directory: str | os.PathLike[
 # --- internals ---------------------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise CheckpointError(f"{path} not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path} is not readable JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
-    return data
+def _card_source(card: VisionGuidedCard) -> str:
+    override = os.environ.get(card.env_var)
+    return str(Path(override).expanduser()) if override else card.hub_id
 
 
-def _family_of(meta: dict[str, Any], directory: Path) -> str:
-    model_type = meta.get("model_type")
-    for family, kind in FAMILIES.items():
-        if model_type == kind:
-            return family
-    raise CheckpointError(
-        f"{directory} holds a {model_type!r} model; vision-guided backbones wrap "
-        f"{choices_text(FAMILIES.values())} models (or give a directory written by save_vision_guided)"
-    )
+def _with_fusion(
+    config: VisionGuidedConfig, fusion: Mapping[str, Any] | None, where: str
+) -> VisionGuidedConfig:
+    """`config` with the given fusion options (validated); a trained fusion head cannot change."""
+    if not fusion:
+        return config
+    changed = VisionGuidedConfig.from_dict({**config.to_dict(), **fusion})
+    if config.fusion_trained and changed != config:
+        raise InvalidValueError(
+            f"backbone {where} comes with a trained fusion head; its options cannot change "
+            f"({', '.join(sorted(fusion))})"
+        )
+    return changed
 
 
 def _with_video_dim(config: VisionGuidedConfig, video_dim: int | None, where: str) -> VisionGuidedConfig:
@@ -211,83 +254,9 @@ def _wrap(
     return model
 
 
-def _offline_reason() -> str | None:
-    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(variable, "").strip().lower() in ("1", "true", "yes", "on"):
-            return f"{variable} is set"
-    try:
-        with socket.create_connection(HUB_HOST, timeout=3.0):
-            return None
-    except OSError:
-        return f"{HUB_HOST[0]} cannot be reached"
-
-
-def load_text_model(source: str, family: str, *, preset: VisionGuidedCard | None = None) -> tuple[Any, Any]:
-    """(stock text model, tokenizer) by `from_pretrained` from a local directory or a hub id."""
-    from transformers import AutoConfig, AutoTokenizer
-
-    model_class: Any = _text_classes()[family]
-    local = Path(source).expanduser()
-    if local.is_dir():
-        family_found = _family_of(_read_json(local / CONFIG_FILE), local)
-        if family_found != family:
-            raise CheckpointError(f"{local} holds a {family_found} model, but this backbone needs {family}")
-        return _from_pretrained(model_class, AutoTokenizer, str(local), local_only=True)
-    if preset is not None and os.environ.get(preset.env_var):
-        raise CheckpointError(
-            f"{preset.env_var}={source}: not a directory; point it to a local copy of {preset.hub_id}"
-        )
-    try:  # the local cache first: no network needed when the model was downloaded before
-        AutoConfig.from_pretrained(source, local_files_only=True)
-        cached = True
-    except OSError:
-        cached = False
-    if cached:
-        return _from_pretrained(model_class, AutoTokenizer, source, local_only=True)
-    reason = _offline_reason()
-    if reason is not None:
-        alternative = f", or set {preset.env_var}=DIR" if preset is not None else ""
-        raise OfflineError(
-            f"backbone {preset.name if preset else source} needs {source} from the Hugging Face hub, which "
-            f"is not in the local cache and cannot be downloaded ({reason}): download it where there is a "
-            f"network ({f'readcli download {preset.name}; or ' if preset else ''}hf download {source} "
-            f"--local-dir DIR and pass --backbone DIR{alternative})"
-        )
-    return _from_pretrained(model_class, AutoTokenizer, source, local_only=False)
-
-
-@contextmanager
-def _quiet_loading() -> Iterator[None]:
-    """Without transformers' weight-loading progress bar (the CLI renders its own output)."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
-
-
-def _from_pretrained(
-    model_class: Any, tokenizer_class: Any, source: str, *, local_only: bool
-) -> tuple[Any, Any]:
-    try:
-        with _quiet_loading():
-            model = model_class.from_pretrained(source, local_files_only=local_only)
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"cannot load {source} ({' '.join(str(err).split())[:200]})") from None
-    try:
-        tokenizer = tokenizer_class.from_pretrained(source, local_files_only=local_only)
-    except (OSError, ValueError) as err:
-        raise CheckpointError(
-            f"{source}: no usable tokenizer files next to the model ({' '.join(str(err).split())[:160]})"
-        ) from None
-    return model, tokenizer
-
-
-def _load_saved(directory: Path, meta: dict[str, Any], video_dim: int | None) -> VisionGuidedSeq2Seq:
+def _load_saved(
+    directory: Path, meta: dict[str, Any], video_dim: int | None, fusion_options: Mapping[str, Any] | None
+) -> VisionGuidedSeq2Seq:
     from safetensors.torch import load_file
 
     where = directory / CONFIG_FILE
@@ -308,13 +277,19 @@ def _load_saved(directory: Path, meta: dict[str, Any], video_dim: int | None) ->
     if config.family != ARCHITECTURES[architecture]:
         raise CheckpointError(f"{where}: architecture {architecture} but family {config.family!r}")
     text_model, tokenizer = load_text_model(str(directory / TEXT_DIR), config.family)
-    wanted = _with_video_dim(config, video_dim, str(directory))
+    wanted = _with_fusion(_with_video_dim(config, video_dim, str(directory)), fusion_options, str(directory))
     fusion = None
-    if wanted == config:  # a new width means a new head: the saved one does not fit
+    if wanted == config:  # a new width or other options mean a new head: the saved one does not fit
         try:
             fusion = load_file(str(directory / FUSION_FILE))
         except Exception as err:  # safetensors raises its own error types on bad bytes
             raise CheckpointError(f"{directory / FUSION_FILE}: not readable ({err})") from None
+    if fusion is not None and "video_proj.weight" in fusion:
+        raise CheckpointError(
+            f"{directory / FUSION_FILE} holds readcli's pre-VG-GPLMs fusion (video_proj, shared key/value), "
+            "which computes another function: retrain it, or load it with a readcli release before the "
+            "official fusion"
+        )
     try:
         return _wrap(text_model, wanted, tokenizer, fusion)
     except RuntimeError as err:  # load_state_dict: missing/unexpected keys or shapes

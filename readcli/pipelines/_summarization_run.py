@@ -46,6 +46,7 @@ class SummarizationRun(RecordedRun):
         request, task = self.request, self.task
         extra = {
             "video_dim": self.model.config.video_dim,
+            "vision_guided": self.model.config.to_dict(),  # summarize rebuilds this fusion
             "limits": asdict(task.limits),
             "generation": asdict(task.generation),
             "pvla": task.pvla.__dict__ if task.pvla is not None else None,
@@ -67,7 +68,7 @@ def prepare_summarization_run(request: FinetuneRequest, pvla: PVLASettings | Non
     settings = MethodSettings(method=request.method, bottleneck=request.bottleneck, rnn=request.rnn)
     generation = generation_settings(request)  # validates before any heavy work
     seed_everything(request.train.seed)  # a new fusion head's initialisation is part of the run's seed
-    model = load_vision_guided(request.backbone, video_dim=request.video_dim)
+    model = load_vision_guided(request.backbone, video_dim=request.video_dim, fusion=request.fusion_options)
     limits = How2Limits(video_dim=model.config.video_dim)
     train_split = load_how2_split(
         request.data,

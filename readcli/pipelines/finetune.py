@@ -50,8 +50,10 @@ class FinetuneRequest:
     train: TrainSettings = field(default_factory=TrainSettings)
     # vls only: the video feature width (a new fusion head is built for it; None = the backbone's)
     video_dim: int | None = None
-    # vls only: beam search for the validation summaries (docs/summarization.md)
-    beams: int = 4
+    # vls only: the fusion options replacing the preset's (VisionGuidedConfig fields; docs/summarization.md)
+    fusion_options: dict[str, Any] | None = None
+    # vls only: beam search for the validation summaries, as VG-GPLMs' shipped scripts (docs/summarization.md)
+    beams: int = 5
     no_repeat_ngram_size: int = 3
     max_summary_length: int = 64
     # tlg on highlight datasets: "youtube" | "tvsum" (None: the layout's own rows, e.g. QVHighlights)

@@ -21,7 +21,7 @@ from readcli.adapters import load_bundle, read_bundle_config
 from readcli.adapters.bundle_source import resolve_adapter
 from readcli.backbones.vision_guided import VisionGuidedSeq2Seq
 from readcli.backbones.vision_guided_config import GenerationSettings
-from readcli.backbones.vision_guided_io import load_vision_guided
+from readcli.backbones.vision_guided_io import load_official_checkpoint, load_vision_guided
 from readcli.data.how2 import How2Limits
 from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder
@@ -44,7 +44,12 @@ class SummarizeRequest:
     # beam search; None: the bundle's setting, else GenerationSettings' default
     beams: int | None = None
     no_repeat_ngram_size: int | None = None
-    max_length: int | None = None
+    max_length: int | None = None  # counts the decoder start token, as the official max_output_len
+    # an official VG-GPLMs checkpoint on top of `backbone` (docs/summarization.md, "Official checkpoints")
+    official_checkpoint: str | None = None
+    trust_checkpoint: bool = False  # allow a checkpoint that needs arbitrary unpickling
+    fusion_heads: int | None = None  # what an official checkpoint cannot tell; None: the preset's
+    fusion_layer: int | None = None
     clip_model: str = DEFAULT_MODEL
     clip_weights: str = "openai"
     clip_len: float = 2.0
@@ -127,7 +132,7 @@ def _video_dim_needed(model: VisionGuidedSeq2Seq, found: int, source: str, backb
 def _generation(request: SummarizeRequest, extra: dict[str, Any]) -> GenerationSettings:
     saved = extra.get("generation")
     base = GenerationSettings(**saved) if isinstance(saved, dict) else GenerationSettings()
-    given = {
+    given: dict[str, Any] = {
         "beams": request.beams,
         "no_repeat_ngram_size": request.no_repeat_ngram_size,
         "max_length": request.max_length,
@@ -170,8 +175,28 @@ def _load(request: SummarizeRequest) -> tuple[VisionGuidedSeq2Seq, str, dict[str
         )
     extra = bundle.extra if bundle is not None else {}
     backbone = request.backbone or (bundle.backbone_name if bundle is not None else DEFAULT_BACKBONE)
+    if request.official_checkpoint is not None:
+        model = load_official_checkpoint(
+            request.official_checkpoint, backbone=backbone, fusion_heads=request.fusion_heads,
+            fusion_layer=request.fusion_layer, trust=request.trust_checkpoint,
+        )  # fmt: skip
+        return model, f"{backbone} + {request.official_checkpoint}", extra
     video_dim = extra.get("video_dim") if isinstance(extra.get("video_dim"), int) else None
-    return load_vision_guided(backbone, video_dim=video_dim), backbone, extra
+    return (
+        load_vision_guided(backbone, video_dim=video_dim, fusion=_fusion_options(request, extra)),
+        backbone,
+        extra,
+    )
+
+
+def _fusion_options(request: SummarizeRequest, extra: dict[str, Any]) -> dict[str, Any]:
+    """The fusion the bundle was trained with (its recorded config), then --fusion-heads/--fusion-layer."""
+    recorded = extra.get("vision_guided")
+    options = dict(recorded) if isinstance(recorded, dict) else {}
+    for fixed in ("family", "video_dim", "fusion_trained"):  # from the backbone and the bundle's width
+        options.pop(fixed, None)
+    given = {"fusion_heads": request.fusion_heads, "fusion_layer": request.fusion_layer}
+    return {**options, **{k: v for k, v in given.items() if v is not None}}
 
 
 def _tokenize(model: VisionGuidedSeq2Seq, transcript: str, limits: How2Limits) -> tuple[Any, bool]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from readcli.backbones.moment_detr_config import read_json_object
-from readcli.backbones.presets import FRESH_PRESETS, MODELS_DIR, PRESET_ALIASES
+from readcli.backbones.presets import FRESH_PRESETS, PRESET_ALIASES, cards_dir
+from readcli.backbones.presets import read_card as read_card_file
 from readcli.errors import InputFileError, InvalidValueError, choices_text
 from readcli.fileio import cache_dir
 
@@ -65,10 +65,13 @@ class WeightFile:
 def card_names() -> list[str]:
     """Every preset card in models/ (a JSON file naming `weights` or a `text_model`), sorted."""
     names = []
-    for path in sorted(MODELS_DIR.glob("*.json")):
-        card = read_json_object(path)
+    # through the package's cards (a wheel ships them; docs/backbones.md), not the checkout's folder
+    for entry in sorted(cards_dir().iterdir(), key=lambda item: item.name):
+        if not entry.name.endswith(".json"):
+            continue
+        card, _ = read_card_file(entry.name)
         if "weights" in card or "text_model" in card:
-            names.append(path.stem)
+            names.append(entry.name.removesuffix(".json"))
     return names
 
 
@@ -84,13 +87,13 @@ def canonical(name: str) -> str:
 
 
 def read_card(name: str) -> dict[str, Any]:
-    return read_json_object(MODELS_DIR / f"{name}.json")
+    return read_card_file(f"{name}.json")[0]
 
 
 def own_files(name: str) -> list[WeightFile]:
     """The files a card describes itself (not those of the presets it requires)."""
     card = read_card(name)
-    where = MODELS_DIR / f"{name}.json"
+    where = cards_dir().joinpath(f"{name}.json")
     extra = _download_section(name, card)
     try:
         if "text_model" in card:
@@ -113,7 +116,7 @@ def _download_section(name: str, card: dict[str, Any]) -> dict[str, Any]:
     section = card.get("download") or {}
     if not isinstance(section, dict) or not isinstance(section.get("requires", []), list):
         raise InputFileError(
-            f"{MODELS_DIR / f'{name}.json'}: field 'download' must be an object, 'requires' a list"
+            f"{cards_dir().joinpath(f'{name}.json')}: field 'download' must be an object, 'requires' a list"
         )
     return section
 

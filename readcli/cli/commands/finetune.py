@@ -78,12 +78,23 @@ def finetune(
         int | None,
         typer.Option("--video-dim", help="vls: video feature width (new fusion head; default 2048)."),
     ] = None,
-    beams: Annotated[int, typer.Option("--beams", help="vls: beam search width.")] = 4,
+    fusion_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fusion-option",
+            help="vls: KEY=VALUE fusion option (e.g. cross_attn_type=5, use_img_trans=false); repeatable.",
+        ),
+    ] = None,
+    beams: Annotated[int, typer.Option("--beams", help="vls: beam search width (official 5).")] = 5,
     no_repeat_ngram_size: Annotated[
         int, typer.Option("--no-repeat-ngram-size", help="vls: block repeated n-grams (0 = off).")
     ] = 3,
     max_summary_length: Annotated[
-        int, typer.Option("--max-summary-length", help="vls: most tokens per generated summary.")
+        int,
+        typer.Option(
+            "--max-summary-length",
+            help="vls: most tokens per summary, the start token counted (official 64).",
+        ),
     ] = 64,
     dataset: Annotated[
         str | None,
@@ -99,6 +110,7 @@ def finetune(
     ] = None,
 ) -> None:
     """Fine-tune a frozen backbone with READ (or a baseline method) and PVLA (grounding or summarization)."""
+    from readcli.backbones.vision_guided_config import parse_fusion_options
     from readcli.pipelines import finetune as pipeline
     from readcli.pipelines import highlights
     from readcli.training.distributed import env_dist
@@ -126,6 +138,7 @@ def finetune(
             mass_mode=mass_mode, tau=tau, train_samples=train_samples, skip_missing=skip_missing,
             train=settings, video_dim=video_dim, beams=beams, no_repeat_ngram_size=no_repeat_ngram_size,
             max_summary_length=max_summary_length, dataset=dataset, domain=domain,
+            fusion_options=parse_fusion_options(fusion_option or []) or None,
         )  # fmt: skip
     if (request.domain or "").lower() == "all":
         with _Progress() as progress:

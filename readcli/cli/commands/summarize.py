@@ -36,14 +36,35 @@ def summarize(
         ),
     ] = None,
     beams: Annotated[
-        int | None, typer.Option("--beams", help="Beam width (default: the bundle's, 4).")
+        int | None, typer.Option("--beams", help="Beam width (default: the bundle's, else 5 as official).")
     ] = None,
     no_repeat_ngram_size: Annotated[
         int | None,
         typer.Option("--no-repeat-ngram-size", help="Block repeated n-grams (default 3; 0 = off)."),
     ] = None,
     max_length: Annotated[
-        int | None, typer.Option("--max-length", help="Most summary tokens (default 64).")
+        int | None,
+        typer.Option("--max-length", help="Most summary tokens, the start token counted (default 64)."),
+    ] = None,
+    official_checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--official-checkpoint",
+            help="Official VG-GPLMs checkpoint (Lightning .ckpt or state dict) on --backbone's text model.",
+        ),
+    ] = None,
+    trust_checkpoint: Annotated[
+        bool,
+        typer.Option(
+            "--trust-checkpoint", help="Allow a checkpoint that needs arbitrary unpickling (runs code)."
+        ),
+    ] = False,
+    fusion_heads: Annotated[
+        int | None, typer.Option("--fusion-heads", help="Fusion heads (official n_attn_heads; type 5).")
+    ] = None,
+    fusion_layer: Annotated[
+        int | None,
+        typer.Option("--fusion-layer", help="BART encoder layer fused (official fusion_layer; -1 last)."),
     ] = None,
     clip_weights: Annotated[
         str, typer.Option("--clip-weights", help="CLIP weights for VIDEO: 'openai' or a file.")
@@ -62,6 +83,8 @@ def summarize(
         video_features=None if video_features is None else str(video_features), backbone=backbone,
         adapter=None if adapter is None else str(adapter),
         beams=beams, no_repeat_ngram_size=no_repeat_ngram_size, max_length=max_length,
+        official_checkpoint=None if official_checkpoint is None else str(official_checkpoint),
+        trust_checkpoint=trust_checkpoint, fusion_heads=fusion_heads, fusion_layer=fusion_layer,
         clip_weights=clip_weights, device=device,
     )  # fmt: skip
     result = pipeline.run(request)
