@@ -43,6 +43,8 @@ class KernelOutput:
 
 
 Tensors = list[torch.Tensor]
+# At most this many check intervals pass without a check (the stop rule predicts when to look).
+MAX_WAIT = 8
 
 
 class ActiveSet:
@@ -62,20 +64,24 @@ class ActiveSet:
         self.iterations = torch.full((batch,), spec.max_iter, dtype=torch.long, device=device)  # (B,)
         self.converged = torch.zeros(batch, dtype=torch.bool, device=device)  # (B,)
         self.done = 0
+        self.next_check = spec.check_every
+        self.previous: tuple[torch.Tensor, int] | None = None  # (B_a,) residual at the last check, when
 
     def due(self, done: int) -> bool:
-        return done > 0 and (done % self.spec.check_every == 0 or done >= self.spec.max_iter)
+        return done >= self.next_check or done >= self.spec.max_iter
 
     def check(
         self, residual: torch.Tensor, done: int, state: Sequence[torch.Tensor], work: Sequence[torch.Tensor]
     ) -> tuple[bool, Tensors, Tensors]:
         """Retire the samples within tol (all of them at the cap); True once none is left.
 
-        residual (B_a,). One host sync: the count of samples within tol.
+        residual (B_a,). One host sync: the count of samples within tol and when to check next.
         """
         self.done = done
         inside = residual <= self.spec.tol  # (B_a,)
-        count = int(inside.sum())
+        count, wait = (int(x) for x in torch.stack([inside.sum(), self._wait(residual, done)]).tolist())
+        self.next_check = done + wait
+        self.previous = (residual, done)
         last = done >= self.spec.max_iter
         if count == 0 and not last:
             return False, list(state), list(work)
@@ -90,7 +96,30 @@ class ActiveSet:
             return True, list(state), list(work)
         keep = torch.nonzero(~inside).flatten()  # (B_a',)
         self.index = self.index[keep]
+        self.previous = (residual[keep], done)
         return False, [s[keep] for s in state], [w[keep] for w in work]
+
+    def _wait(self, residual: torch.Tensor, done: int) -> torch.Tensor:
+        """Iterations until the next check, a multiple of check_every: () long.
+
+        The residual falls geometrically once a sample is past its first iterations, so the rate
+        since the last check predicts when the soonest sample can reach tol; checks before that are
+        spared (up to MAX_WAIT checks' worth). A sample whose residual stalls or rises predicts
+        "never" and so waits the longest; any sample within tol retires at the next check regardless.
+        """
+        every = self.spec.check_every
+        if self.previous is None or self.spec.tol <= 0:
+            fallback = every if self.spec.tol > 0 else every * MAX_WAIT
+            return torch.tensor(fallback, device=residual.device)
+        before, then = self.previous
+        rate = (residual / before.clamp_min(torch.finfo(residual.dtype).tiny)).log_() / (
+            done - then
+        )  # (B_a,)
+        needed = torch.log(self.spec.tol / residual.clamp_min(self.spec.tol)) / rate.clamp_max(
+            -1e-12
+        )  # (B_a,)
+        checks = torch.ceil(needed.min() / every).clamp(1, MAX_WAIT)  # () in checks
+        return (checks * every).long()
 
     def result(self, plan: torch.Tensor) -> KernelOutput:
         return KernelOutput(plan, self.iterations, self.converged, self.done)
