@@ -122,4 +122,11 @@ echo "step       | status           | time    | log"
 echo "-----------+------------------+---------+----"
 for row in "${ROWS[@]}"; do echo "$row"; done
 echo "total $((SECONDS - TOTAL_START)) s; $([[ $FAILED == 0 ]] && echo 'all steps passed' || echo 'FAILED')"
+echo
+echo "figures (from the logs above):"
+# the result lines of each bench: OT rows per feature kind, the train table, AMP rows, finetune metrics
+grep -hE '^(== GPU|random|structured|hard) ' "$WORK/ot-bench.log" 2>/dev/null | sed 's/^/  ot     /' || true
+grep -hE '^(Moment-DETR|method|full|read|READ|PVLA share)' "$WORK/train.log" 2>/dev/null | sed 's/^/  train  /' || true
+grep -hE '^(device|  amp )' "$WORK/amp.log" 2>/dev/null | sed 's/^/  amp    /' || true
+grep -hE 'MR-full-mAP|trainable' "$WORK/finetune.log" 2>/dev/null | sed 's/^/  tune   /' || true
 exit "$FAILED"
