@@ -68,10 +68,11 @@ def plain_dykstra(spec: KernelInput) -> KernelOutput:
         # a / 0 = inf clips to 1 (the limit); padding rows always reach > 0, so 0 / 0 cannot happen
         u = torch.div(a, row_reach).clamp_max_(1.0)  # (B, 1, N_V)
         ktu = torch.bmm(u, kernel)  # (B, 1, N_L)
-        w = torch.minimum(torch.div(b, ktu), sigma)  # (B, 1, N_L)
-        scale = mass / torch.bmm(ktu, w.transpose(1, 2)).clamp_min_(tiny)  # (B, 1, 1) mass projection
+        w = torch.div(b, ktu)  # (B, 1, N_L)
+        torch.minimum(w, sigma, out=w)
+        scale = mass / (ktu * w).sum(2, keepdim=True).clamp_min_(tiny)  # (B, 1, 1) mass projection
         w.mul_(scale)
-        sigma = sigma * scale  # (B, 1, 1)
+        sigma = sigma * scale  # (B, 1, 1) not in place: `work` may share it with the caller's batch
         done += 1
     u, w = active.final
     plan = u.transpose(1, 2) * full_kernel * w  # (B, N_V, N_L)
