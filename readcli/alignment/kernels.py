@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import torch
 
+from readcli.alignment.steps import dykstra_iterations
 from readcli.alignment.stopping import ActiveSet, KernelInput, KernelOutput, marginal_residual
 
 __all__ = ["KernelInput", "KernelOutput", "log_dykstra", "plain_dykstra"]
@@ -36,9 +37,8 @@ def plain_dykstra(spec: KernelInput) -> KernelOutput:
         u = min(a / (K w), 1),   w = min(b / (K^T u), sigma),   w *= m / (u^T K w),
 
     the same iterates with ten small operations per iteration instead of fourteen: the loop is
-    bound by per-operation overhead at these sizes, not by arithmetic.
+    bound by per-operation overhead at these sizes, not by arithmetic (readcli.alignment.steps).
     """
-    tiny = torch.finfo(spec.cost.dtype).tiny
     # padding has cost 0 (K = 1) so that no NaN can enter; a = 0 and b = 0 keep it out of the plan
     full_kernel = torch.exp_(spec.cost * (-1.0 / spec.tau))  # (B, N_V, N_L)
     # Scalings are kept as row vectors (B, 1, N): a batched vector-matrix product is several times
@@ -50,10 +50,10 @@ def plain_dykstra(spec: KernelInput) -> KernelOutput:
     sigma = mass / torch.bmm(torch.bmm(u, kernel), spec.col_mask[:, :, None].to(kernel.dtype))  # (B, 1, 1)
     w = spec.col_mask[:, None, :] * sigma  # (B, 1, N_L)
     ktu = torch.ones_like(w)  # (B, 1, N_L) u^T K of the last row scaling; set before it is read
+    row_reach = torch.bmm(w, kernel_t)  # (B, 1, N_V) row sums if u were 1
     active = ActiveSet(spec, (u, w))
     done = 0
     while True:
-        row_reach = torch.bmm(w, kernel_t)  # (B, 1, N_V) row sums if u were 1
         if active.due(done):
             col_reach = ktu * sigma  # (B, 1, N_L) column sums if v were 1
             residual = marginal_residual(
@@ -65,15 +65,9 @@ def plain_dykstra(spec: KernelInput) -> KernelOutput:
             if finished:
                 break
             kernel, kernel_t, a, b, mass, sigma, row_reach = work
-        # a / 0 = inf clips to 1 (the limit); padding rows always reach > 0, so 0 / 0 cannot happen
-        u = torch.div(a, row_reach).clamp_max_(1.0)  # (B, 1, N_V)
-        ktu = torch.bmm(u, kernel)  # (B, 1, N_L)
-        w = torch.div(b, ktu)  # (B, 1, N_L)
-        torch.minimum(w, sigma, out=w)
-        scale = mass / (ktu * w).sum(2, keepdim=True).clamp_min_(tiny)  # (B, 1, 1) mass projection
-        w.mul_(scale)
-        sigma = sigma * scale  # (B, 1, 1) not in place: `work` may share it with the caller's batch
-        done += 1
+        n = active.until_due(done)
+        u, ktu, w, sigma, row_reach = dykstra_iterations(n, row_reach, kernel, kernel_t, a, b, mass, sigma)
+        done += n
     u, w = active.final
     plan = u.transpose(1, 2) * full_kernel * w  # (B, N_V, N_L)
     return active.result(plan)

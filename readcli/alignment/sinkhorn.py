@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from readcli.alignment.steps import sinkhorn_iterations
 from readcli.alignment.stopping import ActiveSet, KernelInput, KernelOutput, marginal_residual
 
 __all__ = ["log_sinkhorn", "plain_sinkhorn"]
@@ -27,27 +28,25 @@ __all__ = ["log_sinkhorn", "plain_sinkhorn"]
 @torch.no_grad()
 def plain_sinkhorn(spec: KernelInput) -> KernelOutput:
     """Scaling-form Sinkhorn: the plain-domain limit of the partial loop applies unchanged."""
-    tiny = torch.finfo(spec.cost.dtype).tiny
     full_kernel = torch.exp_(spec.cost * (-1.0 / spec.tau))  # (B, N_V, N_L), 1 on padding
     kernel, kernel_t = full_kernel, full_kernel.transpose(1, 2).contiguous()  # (B, N_L, N_V)
     a, b = spec.a[:, None, :], spec.b[:, None, :]  # (B, 1, N_V), (B, 1, N_L) 0 on padding
     u = spec.row_mask[:, None, :].to(kernel.dtype)  # (B, 1, N_V)
     v = spec.col_mask[:, None, :].to(kernel.dtype)  # (B, 1, N_L)
     ktu = torch.ones_like(v)  # (B, 1, N_L) u^T K of the last row scaling; set before it is read
+    kv = torch.bmm(v, kernel_t)  # (B, 1, N_V) row sums if u were 1
     active = ActiveSet(spec, (u, v))
     done = 0
     while True:
-        kv = torch.bmm(v, kernel_t)  # (B, 1, N_V) row sums if u were 1
         if active.due(done):
             residual = marginal_residual(u * kv, a, v * ktu, b)  # (B,)
             finished, (u, v), work = active.check(residual, done, (u, v), (kernel, kernel_t, a, b, kv))
             if finished:
                 break
             kernel, kernel_t, a, b, kv = work
-        u = torch.div(a, kv.clamp_min_(tiny))  # (B, 1, N_V) 0 on padding
-        ktu = torch.bmm(u, kernel)  # (B, 1, N_L)
-        v = torch.div(b, ktu.clamp_min(tiny))  # (B, 1, N_L) 0 on padding
-        done += 1
+        n = active.until_due(done)
+        u, ktu, v, kv = sinkhorn_iterations(n, kv, kernel, kernel_t, a, b)
+        done += n
     u, v = active.final
     plan = u.transpose(1, 2) * full_kernel * v  # (B, N_V, N_L)
     return active.result(plan)

@@ -70,6 +70,10 @@ class ActiveSet:
     def due(self, done: int) -> bool:
         return done >= self.next_check or done >= self.spec.max_iter
 
+    def until_due(self, done: int) -> int:
+        """Iterations to run before the next check (at least 1)."""
+        return max(1, min(self.next_check, self.spec.max_iter) - done)
+
     def check(
         self, residual: torch.Tensor, done: int, state: Sequence[torch.Tensor], work: Sequence[torch.Tensor]
     ) -> tuple[bool, Tensors, Tensors]:
