@@ -40,7 +40,7 @@ def plain_dykstra(spec: KernelInput) -> KernelOutput:
     bound by per-operation overhead at these sizes, not by arithmetic (readcli.alignment.steps).
     """
     # padding has cost 0 (K = 1) so that no NaN can enter; a = 0 and b = 0 keep it out of the plan
-    full_kernel = torch.exp_(spec.cost * (-1.0 / spec.tau))  # (B, N_V, N_L)
+    full_kernel = spec.cost.mul_(-1.0 / spec.tau).exp_()  # (B, N_V, N_L) in place: spec.cost is ours
     # Scalings are kept as row vectors (B, 1, N): a batched vector-matrix product is several times
     # faster than the matrix-vector one on CPU, so K^T is stored contiguous for the K w products.
     kernel, kernel_t = full_kernel, full_kernel.transpose(1, 2).contiguous()  # (B, N_L, N_V)
@@ -69,7 +69,7 @@ def plain_dykstra(spec: KernelInput) -> KernelOutput:
         u, ktu, w, sigma, row_reach = dykstra_iterations(n, row_reach, kernel, kernel_t, a, b, mass, sigma)
         done += n
     u, w = active.final
-    plan = u.transpose(1, 2) * full_kernel * w  # (B, N_V, N_L)
+    plan = full_kernel.mul_(u.transpose(1, 2)).mul_(w)  # (B, N_V, N_L) in K's memory: K is done
     return active.result(plan)
 
 

@@ -28,7 +28,7 @@ __all__ = ["log_sinkhorn", "plain_sinkhorn"]
 @torch.no_grad()
 def plain_sinkhorn(spec: KernelInput) -> KernelOutput:
     """Scaling-form Sinkhorn: the plain-domain limit of the partial loop applies unchanged."""
-    full_kernel = torch.exp_(spec.cost * (-1.0 / spec.tau))  # (B, N_V, N_L), 1 on padding
+    full_kernel = spec.cost.mul_(-1.0 / spec.tau).exp_()  # (B, N_V, N_L) in place, 1 on padding
     kernel, kernel_t = full_kernel, full_kernel.transpose(1, 2).contiguous()  # (B, N_L, N_V)
     a, b = spec.a[:, None, :], spec.b[:, None, :]  # (B, 1, N_V), (B, 1, N_L) 0 on padding
     u = spec.row_mask[:, None, :].to(kernel.dtype)  # (B, 1, N_V)
@@ -48,7 +48,7 @@ def plain_sinkhorn(spec: KernelInput) -> KernelOutput:
         u, ktu, v, kv = sinkhorn_iterations(n, kv, kernel, kernel_t, a, b)
         done += n
     u, v = active.final
-    plan = u.transpose(1, 2) * full_kernel * v  # (B, N_V, N_L)
+    plan = full_kernel.mul_(u.transpose(1, 2)).mul_(v)  # (B, N_V, N_L) in K's memory: K is done
     return active.result(plan)
 
 

@@ -22,7 +22,9 @@ import torch
 class KernelInput:
     """One batch of non-empty problems, already validated and in the compute dtype."""
 
-    cost: torch.Tensor  # (B, N_V, N_L) finite, each sample's min over valid pairs 0, padding 0
+    # (B, N_V, N_L) finite, each sample's min over valid pairs 0, padding 0. The kernels may overwrite
+    # it (a full-size allocation costs page faults on CPU: the plain loops build K and the plan in it).
+    cost: torch.Tensor
     row_mask: torch.Tensor  # (B, N_V) bool
     col_mask: torch.Tensor  # (B, N_L) bool
     a: torch.Tensor  # (B, N_V) row weights, 0 on padding
