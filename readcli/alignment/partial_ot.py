@@ -100,7 +100,9 @@ def solve_partial_ot(
         with torch.no_grad():
             low, high = _masked_extremes(c_valid, pair)  # (B,), (B,)
             groups = _groups(low, high, video_mask, text_mask, masses, options)
-            host = torch.cat([c_valid.sum().isfinite().long()[None], groups]).cpu()  # the one sync
+            # min and max propagate NaN and inf: finite extremes mean a finite cost, no extra pass
+            finite = torch.isfinite(low).all() & torch.isfinite(high).all()  # ()
+            host = torch.cat([finite.long()[None], groups]).cpu()  # the one sync
         if not bool(host[0]):  # non-finite somewhere: legitimate on padding, an error elsewhere
             c_valid = cost.to(dtype) if pair is None else torch.where(pair > 0, cost.to(dtype), 0.0)
             with torch.no_grad():
