@@ -118,12 +118,10 @@ class ActiveSet:
             fallback = every if self.spec.tol > 0 else every * MAX_WAIT
             return torch.tensor(fallback, device=residual.device)
         before, then = self.previous
-        rate = (residual / before.clamp_min(torch.finfo(residual.dtype).tiny)).log_() / (
-            done - then
-        )  # (B_a,)
-        needed = torch.log(self.spec.tol / residual.clamp_min(self.spec.tol)) / rate.clamp_max(
-            -1e-12
-        )  # (B_a,)
+        tiny = torch.finfo(residual.dtype).tiny
+        rate = torch.log(residual / before.clamp_min(tiny)) / (done - then)  # (B_a,) log decay per iteration
+        to_go = torch.log(self.spec.tol / residual.clamp_min(self.spec.tol))  # (B_a,) <= 0
+        needed = (to_go / rate.clamp_max(-1e-12)).nan_to_num_(nan=0.0)  # (B_a,) iterations; NaN: look soon
         checks = torch.ceil(needed.min() / every).clamp(1, MAX_WAIT)  # () in checks
         return (checks * every).long()
 
