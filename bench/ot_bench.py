@@ -1,6 +1,6 @@
 """Benchmark of readcli's batched OT against POT: its batched balanced solver and its partial loop.
 
-Run: .venv/bin/python bench/ot_bench.py [--threads 1,default] [--repeats 15] [--sections ...]
+Run: .venv/bin/python bench/ot_bench.py [--threads 1,default,policy] [--repeats 15] [--sections ...]
 
 Every figure is wall-clock time (unless --clock cpu), the median of repeats, and every ratio is
 measured within one run with the two solvers' calls interleaved (readcli, POT, readcli, POT, ...), so
@@ -334,16 +334,21 @@ def gpu(repeats: int, batch: int) -> None:
 
 
 def thread_counts(text: str) -> list[int]:
-    """'1,default' -> [1, torch's default (one per usable core)]."""
-    default = torch.get_num_threads()
-    return [default if item.strip() == "default" else int(item) for item in text.split(",")]
+    """'1,default,policy' -> [1, torch's default (one per usable core), readcli's thread policy's
+    choice (readcli.threads: READCLI_THREADS, OMP_NUM_THREADS, else the free cores)]."""
+    from readcli.threads import resolve_threads
+
+    named = {"default": torch.get_num_threads(), "policy": resolve_threads()}
+    return [named[item.strip()] if item.strip() in named else int(item) for item in text.split(",")]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--threads", default="1", help="comma-separated torch thread counts, or 'default'")
+    parser.add_argument(
+        "--threads", default="1", help="comma-separated torch thread counts, 'default' (torch's) or 'policy'"
+    )
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--pot-repeats", type=int, default=3, help="rounds of POT's slow per-sample loop")
     parser.add_argument("--tol", type=float, default=1e-6, help="stop tolerance for the s = 1 comparison")
