@@ -1,12 +1,23 @@
-"""Benchmark of readcli's batched partial OT against POT's loop and the paper-style unrolled loop.
+"""Benchmark of readcli's batched OT against POT: its batched balanced solver and its partial loop.
 
-Run: .venv/bin/python bench/ot_bench.py [--threads 2] [--repeats 15] [--clock wall|cpu] [--skip-unrolled]
+Run: .venv/bin/python bench/ot_bench.py [--threads 1,default,policy] [--repeats 15] [--sections ...]
 
-Prints, for B=32, N_V=75, N_L=32, d=256, tau=0.05, mass 0.5, on random and on structured
-(trained-like) features: POT's per-sample loop (forward only, as POT has no gradient), the paper-style
-per-sample loop (1000 unrolled iterations in autograd, then backward), readcli forward+backward, the
-ratios and the distance gaps; then time against B and N, the memory backward holds at 100 vs 1000
-iterations, and on a GPU (when one is present) B=256 forward+backward. docs/pvla.md has the results.
+Every figure is wall-clock time (unless --clock cpu), the median of repeats, and every ratio is
+measured within one run with the two solvers' calls interleaved (readcli, POT, readcli, POT, ...), so
+that a busy shared machine slows both alike. Each table names its torch thread count; POT's numpy
+work runs with one OpenBLAS thread. B=32, N_V=75, N_L=32, d=256, tau=0.05 unless a section says
+otherwise; every step is cost (readcli's cosine_cost, the same for both) + solve + backward.
+
+Sections (--sections, comma-separated):
+  balanced  s = 1: readcli's balanced fast path (Sinkhorn) and its Dykstra scheme against POT's
+            batched `ot.batch.solve_batch` (log_sinkhorn, its default, and sinkhorn) at the same tol
+  main      s = 0.5: readcli against POT's per-sample `ot.partial.entropic_partial_wasserstein`
+            (forward only: POT has no gradient) and, unless --skip-unrolled, the paper-style loop
+  profile   where readcli's s = 0.5 step spends its time (cost, solve, backward; top operators)
+  scaling   time against B and N;  memory: what autograd holds at 100 vs 1000 iterations
+  gpu       on CUDA: B=--gpu-batch (256) forward+backward and peak memory (skipped without CUDA)
+Feature kinds: random Gaussian tokens; structured (clips are noisy copies of words, cosine ~0.7);
+hard, the trained-like set (cleaner copies, cosine ~0.9: the slowest to converge). docs/pvla.md §9.
 """
 
 from __future__ import annotations
@@ -18,7 +29,10 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import cProfile  # noqa: E402
+import pstats  # noqa: E402
 import statistics  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from functools import partial  # noqa: E402
@@ -26,13 +40,15 @@ from functools import partial  # noqa: E402
 import numpy as np  # noqa: E402
 import ot  # noqa: E402
 import torch  # noqa: E402
+from ot.batch import solve_batch  # noqa: E402
 
 from readcli.alignment import cosine_cost, solve_partial_ot  # noqa: E402
 from readcli.alignment.reference import unrolled_partial_ot  # noqa: E402
 
 TAU, MASS, D = 0.05, 0.5, 256
+KINDS = ("random", "structured", "hard")
 # wall clock by default; --clock cpu uses this process's CPU time, steadier on a shared machine
-# (with --threads 1 it is the compute time; with more threads it adds the threads' times up)
+# (with one thread it is the compute time; with more threads it adds the threads' times up)
 CLOCK: Callable[[], float] = time.perf_counter
 
 
@@ -40,8 +56,8 @@ def features(
     kind: str, batch: int, n_v: int, n_l: int, *, seed: int = 0, device: str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """random: Gaussian tokens. structured: clips are noisy copies of words (noise as large as the
-    signal per dimension, cosine ~0.7) plus 30 % background clips. hard: cleaner copies (noise 0.5,
-    cosine ~0.9), 40 % background: the slowest to converge of the three."""
+    signal per dimension, cosine ~0.7) plus 30 % background clips. hard (trained-like): cleaner
+    copies (noise 0.5, cosine ~0.9), 40 % background: the slowest to converge of the three."""
     g = torch.Generator().manual_seed(seed)
     text = torch.randn(batch, n_l, D, generator=g)
     if kind == "random":
@@ -63,24 +79,48 @@ def sync(device: str) -> None:
 
 def timed(fn: Callable[[], object], repeats: int, device: str = "cpu") -> float:
     """Median time in seconds after one warm-up call (always wall time on a GPU)."""
+    return interleaved({"fn": (fn, 1)}, repeats, device)["fn"]
+
+
+def interleaved(
+    calls: dict[str, tuple[Callable[[], object], int]], rounds: int, device: str = "cpu"
+) -> dict[str, float]:
+    """Median seconds per call of each function; each round runs each function its count of times
+    in turn, so that load on a shared machine falls on all of them alike. One warm-up call each."""
     clock = time.perf_counter if device.startswith("cuda") else CLOCK
-    fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = clock()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for fn, _ in calls.values():
         fn()
-        sync(device)
-        times.append(clock() - start)
-    return statistics.median(times)
+    for _ in range(rounds):
+        for name, (fn, count) in calls.items():
+            for _ in range(count):
+                sync(device)
+                start = clock()
+                fn()
+                sync(device)
+                times[name].append(clock() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
-def readcli_step(video: torch.Tensor, text: torch.Tensor, **solver: object) -> tuple[torch.Tensor, int]:
+def readcli_step(
+    video: torch.Tensor, text: torch.Tensor, mass: float = MASS, **solver: object
+) -> tuple[torch.Tensor, int]:
     """Forward + backward: cost, batched solve, <T, C> summed, gradients to the features."""
     v, t = video.clone().requires_grad_(), text.clone().requires_grad_()
-    solution = solve_partial_ot(cosine_cost(v, t), mass=MASS, tau=TAU, **solver)  # type: ignore[arg-type]
+    solution = solve_partial_ot(cosine_cost(v, t), mass=mass, tau=TAU, **solver)  # type: ignore[arg-type]
     solution.distance.sum().backward()
     return solution.distance.detach(), solution.total_iterations
+
+
+def pot_batch_step(
+    video: torch.Tensor, text: torch.Tensor, method: str, tol: float
+) -> tuple[torch.Tensor, int]:
+    """POT's batched balanced solver on the same cost, envelope gradient (its default) to the features."""
+    v, t = video.clone().requires_grad_(), text.clone().requires_grad_()
+    result = solve_batch(cosine_cost(v, t), reg=TAU, tol=tol, max_iter=1000, method=method)
+    result.value_linear.sum().backward()
+    # POT tests its stop rule at iteration indices 0, 10, 20, ...: n_iter + 1 iterations ran
+    return result.value_linear.detach(), int(result.log["n_iter"]) + 1
 
 
 def pot_loop(video: torch.Tensor, text: torch.Tensor) -> np.ndarray:
@@ -125,19 +165,58 @@ def saved_bytes(fn: Callable[[], object]) -> int:
     return sum(seen.values())
 
 
-def main_table(repeats: int, skip_unrolled: bool) -> None:
-    clock = "CPU time" if CLOCK is time.process_time else "wall time"
+def clock_name() -> str:
+    return "CPU time" if CLOCK is time.process_time else "wall clock"
+
+
+def balanced_table(repeats: int, tol: float, with_dykstra: bool = True) -> None:
     print(
-        f"== B=32, N_V=75, N_L=32, d={D}, tau={TAU}, mass={MASS}, "
-        f"{torch.get_num_threads()} threads, {clock} =="
+        f"== s=1 (balanced): readcli vs POT ot.batch.solve_batch, tol {tol:g} for both, "
+        f"{torch.get_num_threads()} torch threads, {clock_name()}, median of {repeats} interleaved =="
     )
-    for kind in ("random", "structured", "hard"):
+    for kind in KINDS:
         video, text = features(kind, 32, 75, 32)
-        ours_s = timed(partial(readcli_step, video, text), repeats)
+        calls = {
+            "fast": (partial(readcli_step, video, text, 1.0, tol=tol), 1),
+            "dykstra": (partial(readcli_step, video, text, 1.0, tol=tol, balanced_fast_path=False), 1),
+            "pot_log": (partial(pot_batch_step, video, text, "log_sinkhorn", tol), 1),
+            "pot_plain": (partial(pot_batch_step, video, text, "sinkhorn", tol), 1),
+        }
+        if not with_dykstra:
+            del calls["dykstra"]
+        times = interleaved(calls, repeats)
+        times.setdefault("dykstra", float("nan"))
+        ours, its = readcli_step(video, text, 1.0, tol=tol)
+        dyk_its = readcli_step(video, text, 1.0, tol=tol, balanced_fast_path=False)[1] if with_dykstra else 0
+        pot, pot_its = pot_batch_step(video, text, "log_sinkhorn", tol)
+        _, plain_its = pot_batch_step(video, text, "sinkhorn", tol)
+        print(
+            f"{kind:10s} readcli {times['fast'] * 1e3:6.2f} ms ({its} it) | Dykstra "
+            f"{times['dykstra'] * 1e3:6.2f} ms ({dyk_its} it) | POT log_sinkhorn "
+            f"{times['pot_log'] * 1e3:6.2f} ms ({pot_its} it) = "
+            f"{times['pot_log'] / times['fast']:4.2f}x | POT sinkhorn {times['pot_plain'] * 1e3:6.2f} ms"
+            f" ({plain_its} it) = {times['pot_plain'] / times['fast']:4.2f}x | max |d - d_POT| "
+            f"{(ours - pot).abs().max().item():.1e}",
+            flush=True,
+        )
+
+
+def main_table(repeats: int, pot_repeats: int, skip_unrolled: bool) -> None:
+    print(
+        f"== s={MASS} (partial): readcli vs POT's per-sample loop, {torch.get_num_threads()} torch "
+        f"threads, {clock_name()}, readcli median of {repeats}, POT median of {pot_repeats}, interleaved =="
+    )
+    for kind in KINDS:
+        video, text = features(kind, 32, 75, 32)
+        per_round = max(1, repeats // pot_repeats)
+        calls = {
+            "readcli": (partial(readcli_step, video, text), per_round),
+            "pot": (partial(pot_loop, video, text), 1),
+        }
+        times = interleaved(calls, pot_repeats)
         ours, iterations = readcli_step(video, text)
-        start = CLOCK()
         pot = pot_loop(video, text)
-        pot_s = CLOCK() - start
+        ours_s, pot_s = times["readcli"], times["pot"]
         line = (
             f"{kind:10s} readcli fwd+bwd {ours_s * 1e3:7.2f} ms ({iterations} it) | POT loop {pot_s:6.3f} s "
             f"= {pot_s / ours_s:6.0f}x, max |d - d_POT| {np.abs(ours.double().numpy() - pot).max():.1e}"
@@ -151,8 +230,47 @@ def main_table(repeats: int, skip_unrolled: bool) -> None:
         print(line, flush=True)
 
 
+def profile(repeats: int) -> None:
+    """Where the s = 0.5 step's time goes: cost forward, solve, distance + backward, per kind."""
+    print(
+        f"== where readcli's s={MASS} step spends its time "
+        f"({torch.get_num_threads()} threads, {clock_name()}) =="
+    )
+    for kind in KINDS:
+        video, text = features(kind, 32, 75, 32)
+        parts: dict[str, list[float]] = {"cost": [], "solve": [], "backward": []}
+        for _ in range(repeats + 1):
+            v, t = video.clone().requires_grad_(), text.clone().requires_grad_()
+            start = CLOCK()
+            cost = cosine_cost(v, t)
+            mid = CLOCK()
+            solution = solve_partial_ot(cost, mass=MASS, tau=TAU)
+            end = CLOCK()
+            solution.distance.sum().backward()
+            parts["cost"].append(mid - start)
+            parts["solve"].append(end - mid)
+            parts["backward"].append(CLOCK() - end)
+        cells = "  ".join(
+            f"{name} {statistics.median(values[1:]) * 1e3:6.2f} ms" for name, values in parts.items()
+        )
+        its = solution.iterations
+        print(
+            f"{kind:10s} {cells} | iterations: batch {solution.total_iterations}, per sample median "
+            f"{int(its.median())}, mean {its.float().mean():.0f}, sample-iterations {int(its.sum())}",
+            flush=True,
+        )
+    video, text = features("hard", 32, 75, 32)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(5):
+        readcli_step(video, text)
+    profiler.disable()
+    print("five hard steps under cProfile (the solver's inner loop is numpy on CPU), top by own time:")
+    pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(10)
+
+
 def scaling(repeats: int) -> None:
-    print("== time of readcli fwd+bwd (ms) against B (N_V=75, N_L=32) ==")
+    print(f"== time of readcli fwd+bwd (ms) against B (N_V=75, N_L=32), {torch.get_num_threads()} threads ==")
     for batch in (1, 4, 16, 64, 256):
         cells = []
         for kind in ("random", "structured"):
@@ -186,41 +304,82 @@ def memory(skip_unrolled: bool) -> None:
         print(line, flush=True)
 
 
-def gpu(repeats: int) -> None:
+def gpu(repeats: int, batch: int) -> None:
     if not torch.cuda.is_available():
         print("== GPU: no CUDA device here; skipped ==")
         return
-    print(f"== GPU {torch.cuda.get_device_name()}: B=256, N_V=75, N_L=32 fwd+bwd ==")
-    for kind in ("random", "structured", "hard"):
-        video, text = features(kind, 256, 75, 32, device="cuda")
-        torch.cuda.reset_peak_memory_stats()
-        seconds = timed(partial(readcli_step, video, text), repeats, device="cuda")
-        peak = torch.cuda.max_memory_allocated() / 2**20
-        print(f"{kind:10s} {seconds * 1e3:7.2f} ms ({readcli_step(video, text)[1]} it), peak {peak:.0f} MiB")
+    print(f"== GPU {torch.cuda.get_device_name()}: B={batch}, N_V=75, N_L=32 fwd+bwd, peak memory ==")
+    for kind in KINDS:
+        video, text = features(kind, batch, 75, 32, device="cuda")
+        for mass in (MASS, 1.0):
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
+            calls = {"readcli": (partial(readcli_step, video, text, mass), 1)}
+            if mass == 1.0:
+                calls["pot"] = (partial(pot_batch_step, video, text, "log_sinkhorn", 1e-6), 1)
+            times = interleaved(calls, repeats, device="cuda")
+            peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+            ours, its = readcli_step(video, text, mass)
+            line = f"{kind:10s} s={mass:<4} readcli {times['readcli'] * 1e3:7.2f} ms ({its} it)"
+            line += f", peak +{peak:.0f} MiB"
+            if "pot" in times:
+                pot, _ = pot_batch_step(video, text, "log_sinkhorn", 1e-6)
+                line += (
+                    f" | POT solve_batch {times['pot'] * 1e3:7.2f} ms"
+                    f" = {times['pot'] / times['readcli']:.2f}x,"
+                    f" max gap {(ours - pot).abs().max().item():.1e}"
+                )
+            print(line, flush=True)
+
+
+def thread_counts(text: str) -> list[int]:
+    """'1,default,policy' -> [1, torch's default (one per usable core), readcli's thread policy's
+    choice (readcli.threads: READCLI_THREADS, OMP_NUM_THREADS, else the free cores)]."""
+    from readcli.threads import resolve_threads
+
+    named = {"default": torch.get_num_threads(), "policy": resolve_threads()}
+    return [named[item.strip()] if item.strip() in named else int(item) for item in text.split(",")]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads", default="1", help="comma-separated torch thread counts, 'default' (torch's) or 'policy'"
+    )
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--pot-repeats", type=int, default=3, help="rounds of POT's slow per-sample loop")
+    parser.add_argument("--tol", type=float, default=1e-6, help="stop tolerance for the s = 1 comparison")
     parser.add_argument("--skip-unrolled", action="store_true", help="skip the slow paper-style loop")
-    parser.add_argument("--sections", default="main,scaling,memory,gpu")
+    parser.add_argument("--skip-dykstra", action="store_true", help="s = 1 table: skip readcli's Dykstra row")
+    parser.add_argument("--sections", default="balanced,main,profile")
+    parser.add_argument("--gpu-batch", type=int, default=256)
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     sections = set(args.sections.split(","))
-    if "main" in sections:
-        main_table(args.repeats, args.skip_unrolled)
-    if "scaling" in sections:
-        scaling(args.repeats)
-    if "memory" in sections:
-        memory(args.skip_unrolled)
+    print(
+        f"torch {torch.__version__}, POT {ot.__version__}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    for count in thread_counts(args.threads):
+        torch.set_num_threads(count)
+        if "balanced" in sections:
+            balanced_table(args.repeats, args.tol, not args.skip_dykstra)
+        if "main" in sections:
+            main_table(args.repeats, args.pot_repeats, args.skip_unrolled)
+        if "profile" in sections:
+            profile(args.repeats)
+        if "scaling" in sections:
+            scaling(args.repeats)
+        if "memory" in sections:
+            memory(args.skip_unrolled)
     if "gpu" in sections:
-        gpu(args.repeats)
+        gpu(args.repeats, args.gpu_batch)
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from typing import Literal
 import torch
 
 from readcli.alignment.kernels import KernelInput, KernelOutput, log_dykstra, plain_dykstra
+from readcli.alignment.sinkhorn import log_sinkhorn, plain_sinkhorn
 from readcli.errors import InvalidValueError, choices_text
 
 Domain = Literal["auto", "plain", "log"]
@@ -42,6 +43,7 @@ class PartialOTSolution:
     converged: torch.Tensor  # (B,) bool: residual <= tol at the end (empty samples count as converged)
     log_domain: torch.Tensor  # (B,) bool: solved in the log domain
     total_iterations: int  # iterations the batch ran (the slowest sample's)
+    balanced: torch.Tensor  # (B,) bool: mass 1, solved by the balanced (Sinkhorn) fast path
 
 
 def partial_ot(
@@ -74,33 +76,44 @@ def solve_partial_ot(
     tol: float = 1e-6,
     check_every: int = 10,
     domain: Domain = "auto",
+    balanced_fast_path: bool = True,
 ) -> PartialOTSolution:
     """`partial_ot` with the solver's facts: iterations, convergence and which domain ran.
 
     tol: stop once the next projections would move the plan's row and column sums by at most `tol`
     in total (L1, units of mass), checked every `check_every` iterations. domain: "plain" (fast
     scaling), "log" (stable at any tau), or "auto": plain where (max C - min C) / tau <=
-    PLAIN_DOMAIN_LIMIT. Computes in float32 (float64 for float64 costs), whatever autocast says.
+    PLAIN_DOMAIN_LIMIT. balanced_fast_path: samples with mass 1 (where the mass constraint cannot
+    bind) are solved by Sinkhorn's two projections instead of Dykstra's three; False forces Dykstra.
+    Computes in float32 (float64 for float64 costs), whatever autocast says.
     """
     _check_options(tau=tau, max_iter=max_iter, tol=tol, check_every=check_every, domain=domain)
+    unmasked = video_mask is None and text_mask is None  # every pair valid: no masking work at all
     video_mask, text_mask = check_masks(cost, video_mask, text_mask)
     dtype = torch.float64 if cost.dtype == torch.float64 else torch.float32
     masses = _check_mass(mass, cost.shape[0], device=cost.device, dtype=dtype)
-    options = _Options(tau=tau, max_iter=max_iter, tol=tol, check_every=check_every, domain=domain)
+    options = _Options(tau, max_iter, tol, check_every, domain, balanced_fast_path)
     with torch.autocast(device_type=cost.device.type, enabled=False):
         # Float 0/1 masks: on CPU, multiplying by them is ~20x faster than bool `where` at these sizes.
-        pair = video_mask.to(dtype)[:, :, None] * text_mask.to(dtype)[:, None, :]  # (B, N_V, N_L)
-        c_valid = cost.to(dtype) * pair  # (B, N_V, N_L), grad flows to valid pairs only
+        pair = None if unmasked else video_mask.to(dtype)[:, :, None] * text_mask.to(dtype)[:, None, :]
+        c_valid = cost.to(dtype) if pair is None else cost.to(dtype) * pair  # (B, N_V, N_L) grad: valid only
         with torch.no_grad():
-            groups = _groups(c_valid, pair, video_mask, text_mask, options)
-            host = torch.cat([c_valid.sum().isfinite().long()[None], groups]).cpu()  # the one sync
+            low, high = _masked_extremes(c_valid, pair)  # (B,), (B,)
+            groups = _groups(low, high, video_mask, text_mask, masses, options)
+            # min and max propagate NaN and inf: finite extremes mean a finite cost, no extra pass
+            finite = torch.isfinite(low).all() & torch.isfinite(high).all()  # ()
+            host = torch.cat([finite.long()[None], groups]).cpu()  # the one sync
         if not bool(host[0]):  # non-finite somewhere: legitimate on padding, an error elsewhere
-            c_valid = torch.where(pair > 0, cost.to(dtype), 0.0)  # (B, N_V, N_L)
+            c_valid = cost.to(dtype) if pair is None else torch.where(pair > 0, cost.to(dtype), 0.0)
             with torch.no_grad():
                 _check_finite(c_valid)
-                host = torch.cat([host[:1], _groups(c_valid, pair, video_mask, text_mask, options).cpu()])
+                low, high = _masked_extremes(c_valid, pair)
+                host = torch.cat([host[:1], _groups(low, high, video_mask, text_mask, masses, options).cpu()])
         with torch.no_grad():
-            plan, facts = _solve_groups(c_valid, pair, video_mask, text_mask, masses, options, host[1:])
+            shifted = c_valid - low[:, None, None]  # (B, N_V, N_L) each sample's min valid cost is 0
+            if pair is not None:
+                shifted.mul_(pair)  # padding back to 0
+            plan, facts = _solve_groups(shifted, video_mask, text_mask, masses, options, host[1:])
         distance = (plan * c_valid).sum(dim=(1, 2))  # (B,) envelope: d distance / d C = plan
     return PartialOTSolution(plan, distance, *facts)
 
@@ -112,49 +125,55 @@ class _Options:
     tol: float
     check_every: int
     domain: Domain
+    balanced_fast_path: bool
 
 
-def _masked_extremes(cost: torch.Tensor, pair: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _masked_extremes(cost: torch.Tensor, pair: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-sample min and max of `cost` (zero on padding) over the valid pairs: (B,), (B,)."""
+    if pair is None:
+        return cost.amin(dim=(1, 2)), cost.amax(dim=(1, 2))  # (aminmax is 30x slower on CPU)
     big = (1.0 - pair) * torch.finfo(cost.dtype).max  # (B, N_V, N_L) 0 on valid pairs
     return (cost + big).amin(dim=(1, 2)), (cost - big).amax(dim=(1, 2))
 
 
 def _groups(
-    cost: torch.Tensor,
-    pair: torch.Tensor,
+    low: torch.Tensor,
+    high: torch.Tensor,
     video_mask: torch.Tensor,
     text_mask: torch.Tensor,
+    masses: torch.Tensor,
     options: _Options,
 ) -> torch.Tensor:
-    """(B,) long: 0 for an empty sample, 1 for the plain domain, 2 for the log domain."""
+    """(B,) long: 0 for an empty sample, then 1 + (1 if log domain) + (2 if balanced)."""
     nonempty = video_mask.any(1) & text_mask.any(1)  # (B,)
     if options.domain == "auto":
-        low, high = _masked_extremes(cost, pair)  # (B,), (B,)
-        limit = PLAIN_DOMAIN_LIMIT_FLOAT64 if cost.dtype == torch.float64 else PLAIN_DOMAIN_LIMIT
+        limit = PLAIN_DOMAIN_LIMIT_FLOAT64 if low.dtype == torch.float64 else PLAIN_DOMAIN_LIMIT
         use_log = (high - low) / options.tau > limit  # (B,)
     else:
         use_log = torch.full_like(nonempty, options.domain == "log")
-    return nonempty.long() * (1 + use_log.long())
+    balanced = masses >= 1.0 if options.balanced_fast_path else torch.zeros_like(nonempty)  # (B,)
+    return nonempty.long() * (1 + use_log.long() + 2 * balanced.long())
 
 
 def _solve_groups(
     cost: torch.Tensor,
-    pair: torch.Tensor,
     video_mask: torch.Tensor,
     text_mask: torch.Tensor,
     masses: torch.Tensor,
     options: _Options,
     group_host: torch.Tensor,
-) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
-    """Solve the plain-domain and the log-domain samples; empty samples keep a zero plan."""
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, torch.Tensor]]:
+    """Solve each group (domain x Dykstra or Sinkhorn) of the shifted costs (min 0, padding 0);
+    empty samples keep a zero plan."""
     batch = cost.shape[0]
     device = cost.device
-    plan = torch.zeros_like(cost)  # (B, N_V, N_L)
+    # one group holding the whole batch (the usual case) hands its plan over without a copy
+    single = group_host.numel() > 0 and bool((group_host == group_host[0]).all()) and int(group_host[0]) > 0
+    plan = torch.empty(0) if single else torch.zeros_like(cost)  # (B, N_V, N_L) when not single
     iterations = torch.zeros(batch, dtype=torch.long, device=device)  # (B,)
     converged = group_host.eq(0).to(device)  # (B,) empty samples count as converged
     total = 0
-    for code, kernel in ((1, plain_dykstra), (2, log_dykstra)):
+    for code, kernel in enumerate((plain_dykstra, log_dykstra, plain_sinkhorn, log_sinkhorn), start=1):
         members = group_host == code  # (B,) on the host
         if not bool(members.any()):
             continue
@@ -162,10 +181,8 @@ def _solve_groups(
         index = torch.nonzero(members).flatten().to(device)  # (B_g,)
         rows = video_mask if whole else video_mask[index]  # (B_g, N_V)
         cols = text_mask if whole else text_mask[index]  # (B_g, N_L)
-        c, p = (cost, pair) if whole else (cost[index], pair[index])  # (B_g, N_V, N_L)
-        low, _ = _masked_extremes(c, p)  # (B_g,)
         spec = KernelInput(
-            cost=(c - low[:, None, None]) * p,  # (B_g, N_V, N_L) min 0 on valid pairs, 0 on padding
+            cost=cost if whole else cost[index],  # (B_g, N_V, N_L) min 0 on valid pairs, 0 on padding
             row_mask=rows,
             col_mask=cols,
             a=_uniform(rows, cost.dtype),
@@ -184,7 +201,14 @@ def _solve_groups(
             iterations.index_copy_(0, index, out.iterations)
             converged.index_copy_(0, index, out.converged)
         total = max(total, out.total_iterations)
-    return plan, (iterations, converged, (group_host == 2).to(device), total)
+    log_domain, balanced = group_host % 2 == 0, group_host >= 3  # (B,) on the host
+    return plan, (
+        iterations,
+        converged,
+        (log_domain & (group_host > 0)).to(device),
+        total,
+        balanced.to(device),
+    )
 
 
 def _uniform(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

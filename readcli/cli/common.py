@@ -78,5 +78,20 @@ class OneLineUsageGroup(TyperGroup):
         return _one_line_usage(lambda: parent_invoke(ctx))
 
 
+def threads_option() -> Any:
+    """The `--threads` option every command that does CPU work takes (docs/performance.md)."""
+    return typer.Option(
+        "--threads",
+        help="CPU threads for torch (default: READCLI_THREADS, else OMP_NUM_THREADS, else the free cores).",
+    )
+
+
+def use_threads(requested: int | None) -> None:
+    """Apply the thread policy (readcli.threads) before the command's CPU work starts."""
+    from readcli.threads import apply_threads  # imports torch: only once the command runs
+
+    apply_threads(requested)
+
+
 def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()

@@ -11,7 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from readcli.cli.common import console, err_console, error_boundary, report_error
+from readcli.cli.common import console, err_console, error_boundary, report_error, threads_option, use_threads
 
 
 class _Renderer:
@@ -80,8 +80,10 @@ def extract(
     batch_size: Annotated[int, typer.Option(help="Frames per CLIP forward pass.")] = 32,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON, not a table.")] = False,
+    threads: Annotated[int | None, threads_option()] = None,
 ) -> None:
     """Extract CLIP features per clip of each video (and per query token), resumable and shardable."""
+    use_threads(threads)
     from readcli.pipelines.extract import ExtractRequest, run
 
     request = ExtractRequest(

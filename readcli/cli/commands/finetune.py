@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from readcli.cli.common import console, error_boundary
+from readcli.cli.common import console, error_boundary, threads_option, use_threads
 
 SHOWN_METRICS = (
     "MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP", "HL-min-VeryGood-mAP", "rouge1", "rouge2", "rougeL",
@@ -108,8 +108,10 @@ def finetune(
             "--domain", help="youtube/tvsum: one domain, or 'all' (one run per domain, OUT/<domain>/)."
         ),
     ] = None,
+    threads: Annotated[int | None, threads_option()] = None,
 ) -> None:
     """Fine-tune a frozen backbone with READ (or a baseline method) and PVLA (grounding or summarization)."""
+    use_threads(threads)
     from readcli.backbones.vision_guided_config import parse_fusion_options
     from readcli.pipelines import finetune as pipeline
     from readcli.pipelines import highlights

@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from readcli.cli.common import console, err_console, error_boundary
+from readcli.cli.common import console, err_console, error_boundary, threads_option, use_threads
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 
@@ -76,8 +76,10 @@ def ground(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, one object per query.")] = False,
     png: Annotated[Path | None, typer.Option(help="Write the saliency curves to this PNG.")] = None,
+    threads: Annotated[int | None, threads_option()] = None,
 ) -> None:
     """Find the moments of a video that match each query, and its saliency curve."""
+    use_threads(threads)
     from readcli.pipelines.ground import GroundRequest, run, write_saliency_png
 
     request = GroundRequest(

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from readcli.cli.common import console, error_boundary
+from readcli.cli.common import console, error_boundary, threads_option, use_threads
 
 if TYPE_CHECKING:
     from readcli.pipelines.inspect_ot import InspectOTResult
@@ -51,8 +51,10 @@ def inspect_ot(
         bool, typer.Option("--json", help="Print distance, mass, tau, iterations, plan.")
     ] = False,
     png: Annotated[Path | None, typer.Option("--png", help="Also write the plan as a PNG image.")] = None,
+    threads: Annotated[int | None, threads_option()] = None,
 ) -> None:
     """Partial optimal transport between one video's clips and one query's tokens (files or raw)."""
+    use_threads(threads)
     from readcli.pipelines import inspect_ot as pipeline
 
     request = pipeline.InspectOTRequest(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from readcli.cli.common import err_console, error_boundary
+from readcli.cli.common import err_console, error_boundary, threads_option, use_threads
 
 
 def register(app: typer.Typer) -> None:
@@ -71,8 +71,10 @@ def summarize(
     ] = "openai",
     device: Annotated[str, typer.Option("--device", help="auto|cpu|cuda[:N].")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    threads: Annotated[int | None, threads_option()] = None,
 ) -> None:
     """Summarize a video from its transcript with a vision-guided BART/T5 (and an adapter bundle)."""
+    use_threads(threads)
     from readcli.errors import InvalidValueError
     from readcli.pipelines import summarize as pipeline
 
