@@ -13,7 +13,7 @@ import typer
 
 from readcli import __version__
 from readcli.cli import commands
-from readcli.cli.common import OneLineUsageGroup
+from readcli.cli.common import OneLineUsageGroup, ReadcliCommand
 
 # The order commands are listed in `readcli --help`; modules not named here follow alphabetically.
 COMMAND_ORDER = ("demo", "extract", "finetune", "ground", "summarize", "evaluate", "inspect_ot")
@@ -25,6 +25,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # click's plain help: types and [required] shown; typer's rich help imports
+    # rich.markdown and pygments, 0.8x `import typer` on its own (bench/cli_startup_bench.py)
     cls=OneLineUsageGroup,  # usage errors as one line, exit 2 (docs/reliability.md)
 )
 
@@ -52,3 +54,5 @@ def _command_modules() -> list[str]:
 
 for _name in _command_modules():
     importlib.import_module(f"readcli.cli.commands.{_name}").register(app)
+for _info in app.registered_commands:
+    _info.cls = _info.cls if _info.cls not in (None, typer.core.TyperCommand) else ReadcliCommand

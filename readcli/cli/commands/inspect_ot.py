@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from readcli.cli.common import console, error_boundary
 
 if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
+
     from readcli.pipelines.inspect_ot import InspectOTResult
 
 SHADES = " ░▒▓█"  # light to heavy
@@ -79,6 +80,7 @@ def inspect_ot(
 def _heatmap(result: InspectOTResult) -> Text:
     """Tokens down, clips across; shade and colour grow with the transported mass."""
     import numpy as np
+    from rich.text import Text  # lazy: start-up (bench/cli_startup_bench.py)
 
     plan = result.plan.T  # (N_L, N_V)
     pool = -(-plan.shape[1] // MAX_COLUMNS)  # clips per character
@@ -103,6 +105,8 @@ def _heatmap(result: InspectOTResult) -> Text:
 
 
 def _pairs_table(result: InspectOTResult) -> Table:
+    from rich.table import Table  # lazy: start-up (bench/cli_startup_bench.py)
+
     table = Table(title="top aligned pairs")
     for column in ("clip", "token", "mass", "cost (1 - cos)"):
         table.add_column(column, justify="right")
