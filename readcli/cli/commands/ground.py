@@ -68,7 +68,10 @@ def ground(
     video: Annotated[Path, typer.Argument(help="A video file.")],
     query: Annotated[str, typer.Argument(help="What to find, in words.")],
     more: Annotated[list[str] | None, typer.Option("--query", help="Another query (repeatable).")] = None,
-    backbone: Annotated[str, typer.Option(help="A preset or a checkpoint.")] = "moment-detr-clip",
+    backbone: Annotated[
+        str | None,
+        typer.Option(help="A preset or a checkpoint (default: the --adapter's, else moment-detr-clip)."),
+    ] = None,
     adapter: Annotated[
         Path | None, typer.Option(help="An adapter bundle: a folder, or a Hub id ORG/NAME[@REV].")
     ] = None,
