@@ -21,7 +21,7 @@ from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.cache import FeatureCache
 from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder
 from readcli.logfilter import dropping_records
-from readcli.weights.provenance import Provenance, run_provenance
+from readcli.weights.provenance import ClipUse, Provenance, run_provenance
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,9 @@ def run(
     )
     warnings = _query_warnings(encoder, request.queries, spec.max_q_l)
     provenance = run_provenance(
-        backbone=request.backbone, adapter=request.adapter, clip=(encoder.spec, request.clip_weights)
+        backbone=request.backbone,
+        adapter=request.adapter,
+        clip=ClipUse.of(encoder.spec, request.clip_weights),
     )
     warnings += [provenance.warning] if provenance.warning else []
     video = (cache or FeatureCache()).get(

@@ -236,11 +236,27 @@ def bundle_clip_digests(extra: dict[str, Any]) -> set[str]:
     return found
 
 
+@dataclass(frozen=True)
+class ClipUse:
+    """The CLIP weights a run read: open_clip `model`, `kind` "openai" or "path", a `label` for messages."""
+
+    model: str
+    kind: str
+    label: str
+    sha256: str
+
+    @classmethod
+    def of(cls, spec: Any, given: str) -> ClipUse:
+        """From a loaded encoder's EncoderSpec and the --clip-weights value of the run."""
+        label = "openai" if spec.weights == "openai" else given if given != "openai" else "a local file"
+        return cls(spec.model, spec.weights, label, spec.weights_sha256)
+
+
 def run_provenance(
-    *, backbone: str | None, adapter: str | os.PathLike[str] | None, clip: tuple[Any, str] | None
+    *, backbone: str | None, adapter: str | os.PathLike[str] | None, clip: ClipUse | None
 ) -> Provenance:
     """The checks of one run: `backbone` as loaded (None: no backbone), the adapter folder in use
-    (already loaded, so its fingerprint matched), `clip` = (the encoder's EncoderSpec, --clip-weights)."""
+    (already loaded, so its fingerprint matched), and the CLIP weights read (None: none)."""
     extra: dict[str, Any] = {}
     if adapter is not None:
         from readcli.adapters.bundle import read_bundle_config
@@ -250,17 +266,8 @@ def run_provenance(
     if backbone is not None:
         checks.append(check_backbone(backbone, adapter_trained=adapter is not None))
     if clip is not None:
-        spec, given = clip
-        label = "openai" if spec.weights == "openai" else given if given != "openai" else "a local file"
-        checks.append(
-            check_clip(
-                spec.model,
-                spec.weights,
-                label,
-                spec.weights_sha256,
-                adapter_digests=bundle_clip_digests(extra),
-            )
-        )
+        digests = bundle_clip_digests(extra)
+        checks.append(check_clip(clip.model, clip.kind, clip.label, clip.sha256, adapter_digests=digests))
     return Provenance(tuple(checks))
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from readcli.cli.common import console, error_boundary
+from readcli.cli.common import console, err_console, error_boundary
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -61,6 +61,8 @@ def inspect_ot(
         device=device, mass=mass, tau=tau, top_k=top,
     )  # fmt: skip
     result = pipeline.run(request)
+    if result.provenance.warning:
+        err_console.print(f"warning: {result.provenance.warning}", markup=False)
     if png is not None:
         pipeline.write_plan_png(result, png)
     if as_json:
@@ -93,8 +95,10 @@ def _heatmap(result: InspectOTResult) -> Text:
         f"plan: {plan.shape[0]} tokens (rows) x {plan.shape[1]} clips (columns"
         + (f", {pool} per character)\n" if pool > 1 else ")\n")
     )
+    names = [_row_name(result, token) for token in range(plan.shape[0])]
+    width_names = max(map(len, names), default=0)
     for token, row in enumerate(level):
-        text.append(f"{token:>3} ", style="dim")
+        text.append(f"{names[token]:<{width_names}} ", style="dim")
         for value in row:
             shade = SHADES[int(round(value * (len(SHADES) - 1)))]
             text.append(
@@ -111,5 +115,12 @@ def _pairs_table(result: InspectOTResult) -> Table:
     for column in ("clip", "token", "mass", "cost (1 - cos)"):
         table.add_column(column, justify="right")
     for pair in result.top_pairs:
-        table.add_row(str(pair.clip), str(pair.token), f"{pair.weight:.5f}", f"{pair.cost:.4f}")
+        table.add_row(str(pair.clip), result.token_name(pair.token), f"{pair.weight:.5f}", f"{pair.cost:.4f}")
     return table
+
+
+def _row_name(result: InspectOTResult, token: int, limit: int = 14) -> str:
+    """`  5 camera`: the token's index and, when the query is known, its word (cut to `limit`)."""
+    word = result.tokens[token] if token < len(result.tokens) else ""
+    word = word if len(word) <= limit else word[: limit - 1] + "…"
+    return f"{token:>3} {word}".rstrip()
