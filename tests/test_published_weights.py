@@ -120,7 +120,8 @@ def test_inspect_ot_with_random_clip_warns_once_and_names_tokens_by_their_words(
     tiny_clip: Path, shared_data: Path
 ) -> None:
     video = shared_data / "videos" / "book.mp4"
-    args = ["inspect-ot", "--video", str(video), "--query", "a person opens a book", "--clip-model", TINY_CLIP, "--clip-weights", str(tiny_clip), "--device", "cpu"]  # fmt: skip
+    args = ["inspect-ot", "--video", str(video), "--query", "a person opens a book",
+            "--clip-model", TINY_CLIP, "--clip-weights", str(tiny_clip), "--device", "cpu"]  # fmt: skip
     shown = runner.invoke(app, args, terminal_width=120)
     assert shown.exit_code == 0, shown.output
     (warning,) = [line for line in shown.stderr.splitlines() if line.startswith("warning:")]
