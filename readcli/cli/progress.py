@@ -66,6 +66,7 @@ class Ticker:
         self._stage: _Stage | None = None
         self._last_line = clock()
         self._durations: list[float] = []  # finished stages' seconds, for the run's ETA
+        self._last_end: float | None = None  # when the last stage finished
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -90,12 +91,14 @@ class Ticker:
             now = self._clock()
             current = self._stage
             if current is None or current.name != stage:
-                current = self._stage = _Stage(stage, now)
+                # a stage that follows a finished one started when that one ended (an epoch's first
+                # step event comes after the step: its time, and the evaluation between epochs, count)
+                current = self._stage = _Stage(stage, self._last_end if self._last_end is not None else now)
             current.done, current.total, current.of, current.detail = done, total, of, detail
             if total is not None and done >= total:
                 self._durations.append(now - current.started)
                 self._emit(current, now, finished=True)
-                self._stage = None
+                self._stage, self._last_end = None, now
             elif now - self._last_line >= self._every:
                 self._emit(current, now, finished=False)
 
