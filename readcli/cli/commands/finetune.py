@@ -167,6 +167,7 @@ class _Progress:
             TimeRemainingColumn(),
             TextColumn("{task.fields[parts]}"),
             console=console,
+            disable=not console.is_terminal,  # off a terminal: plain lines (below), no stray blank line
         )
         self.bar.__enter__()
         self.task_id: Any = None
