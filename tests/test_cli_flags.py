@@ -81,3 +81,31 @@ def test_finetune_epochs_0_is_refused_not_turned_into_10(tmp_path: Path) -> None
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: --epochs 0 is invalid: use an integer >= 1"
     assert not (tmp_path / "r").exists()
+
+
+def test_backbone_preset_lists_name_backbones_only() -> None:
+    from readcli.backbones.presets import backbone_preset_names, load_card
+
+    assert "clip-vit-b-32" not in backbone_preset_names() and "moment-detr-clip" in backbone_preset_names()
+    with pytest.raises(Exception, match="choices: moment-detr-clip, umt, umt-s, umt-s-scratch$"):
+        load_card("nope")
+    result = runner.invoke(app, ["ground", __file__, "q", "--backbone", "nope", "--device", "cpu"])
+    (line,) = result.stderr.strip().splitlines()
+    assert "neither a backbone preset (" in line and "clip-vit-b-32" not in line
+
+
+def test_an_error_off_a_terminal_is_one_line_with_nothing_on_stdout(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["finetune", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and result.stdout == ""  # no blank line left by a progress bar
+    assert result.stderr == f"error: dataset directory not found: {tmp_path / 'none'}\n"
+
+
+def test_the_lazy_consoles_work_as_rich_consoles_in_a_live_display() -> None:
+    from rich.progress import Progress
+
+    from readcli.cli.common import err_console
+
+    with err_console:  # rich's Live does this on stop
+        pass
+    with Progress(console=err_console, transient=True) as bar:  # not disabled: exercises Live
+        bar.update(bar.add_task("x", total=2), completed=2)

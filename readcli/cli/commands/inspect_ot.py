@@ -27,10 +27,17 @@ def register(app: typer.Typer) -> None:
 @error_boundary
 def inspect_ot(
     video_features: Annotated[
-        Path | None, typer.Option("--video-features", help="Video .npz (key 'features', clips x d).")
+        Path | None,
+        typer.Option(
+            "--video-features", help="Video .npz (key 'features', clips x d).  [required: this or --video]"
+        ),
     ] = None,
     text_features: Annotated[
-        Path | None, typer.Option("--text-features", help="Text .npz (key 'last_hidden_state', tokens x d).")
+        Path | None,
+        typer.Option(
+            "--text-features",
+            help="Text .npz (key 'last_hidden_state', tokens x d).  [required: this or --query]",
+        ),
     ] = None,
     video: Annotated[
         Path | None, typer.Option("--video", help="A video file instead of --video-features (CLIP rows).")
