@@ -121,3 +121,21 @@ def test_ground_off_a_terminal_prints_one_line_per_stage(
     stages = [line.split(" ")[1] for line in result.stderr.splitlines() if line.startswith("ground: ")]
     assert stages == ["load", "extract", "ground"]
     assert all(", done in " in line for line in result.stderr.splitlines() if line.startswith("ground: "))
+
+
+def test_extract_off_a_terminal_prints_one_line_per_video_with_the_runs_eta(
+    private_cache: None, tiny_clip: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    from conftest import TINY_CLIP
+    from typer.testing import CliRunner
+
+    from readcli.cli import app
+
+    videos = [str(shared_data / "videos" / name) for name in ("book.mp4", "toby2.mp4")]
+    args = ["extract", *videos, "--out", str(tmp_path / "out"), "--clip-model", TINY_CLIP,
+            "--clip-weights", str(tiny_clip), "--device", "cpu", "--json"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("extract: ")]
+    assert len(lines) == 2 and all(", done in " in line for line in lines), lines
+    assert "(1/2)" in lines[0] and "(2/2)" in lines[1]  # the run's position and ETA
