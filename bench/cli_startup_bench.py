@@ -64,9 +64,8 @@ def main() -> int:
     medians = measure(commands, args.runs)
     load_after = os.getloadavg()
     base = medians["import typer"]
-    print(
-        f"{os.cpu_count()} CPUs; load average (1, 5, 15 min) before {_load(load_before)}, after {_load(load_after)}"
-    )
+    loads = f"before {_load(load_before)}, after {_load(load_after)}"
+    print(f"{os.cpu_count()} CPUs; load average (1, 5, 15 min) {loads}")
     print(f"{args.runs} interleaved runs each; medians; ratio to `python -c 'import typer'`")
     missed = 0
     for name, seconds in medians.items():

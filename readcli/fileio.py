@@ -10,6 +10,7 @@ give it, 0666 less the umask (mkstemp creates 0600, which labmates could not rea
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -121,10 +122,10 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         raise write_failure(target, err) or err from None
     tmp = Path(tmp_name)
     try:
-        try:
-            honour_umask(fd)  # before the rename: the file appears with its final mode
-        except OSError:  # a file system without modes (FAT, some network mounts): keep mkstemp's
-            pass
+        # before the rename, so the file appears with its final mode; a file system without modes
+        # (FAT, some network mounts) keeps mkstemp's
+        with contextlib.suppress(OSError):
+            honour_umask(fd)
         with _open_temp(fd) as handle:
             yield handle
             handle.flush()
