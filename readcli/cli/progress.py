@@ -13,6 +13,7 @@ and `of` (an epoch of N, a video of N) adds the whole run's ETA from the mean st
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 HEARTBEAT_S = 30.0  # the longest silence while a stage runs (issue 18: "at least every 30 s")
+# every plain progress line starts with its command's name and a colon; no error or warning line does
+PROGRESS_LINE = re.compile(r"^(ground|extract|finetune|demo|summarize|inspect-ot): ")
 
 
 def clock_text(seconds: float) -> str:
