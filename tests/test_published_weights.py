@@ -131,3 +131,14 @@ def test_inspect_ot_with_random_clip_warns_once_and_names_tokens_by_their_words(
     assert doc["tokens"] == ["<start>", "a", "person", "opens", "a", "book", "<end>"]
     assert doc["plan_axes"] == ["clip", "token"] and doc["plan_shape"] == [2, 7]
     assert doc["published_weights"] is False and doc["weights"][0]["role"] == "CLIP"
+
+
+def test_text_models_are_checked_where_loading_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "model.safetensors").write_bytes(b"not t5-base")
+    monkeypatch.setenv("READCLI_T5_BASE", str(tmp_path))  # the local copy wins over the hub cache
+    t5 = check_backbone("t5-base-vg", adapter_trained=False)
+    assert t5.state == UNPUBLISHED and t5.file == str(tmp_path / "model.safetensors")
+    monkeypatch.setenv("READCLI_BART_BASE", str(tmp_path))
+    assert check_backbone("bart-base-vg", adapter_trained=False).state == UNVERIFIED  # card: no digest

@@ -168,12 +168,16 @@ def check_backbone(name: str, *, adapter_trained: bool) -> WeightsCheck:
 def check_text_model(preset: str) -> WeightsCheck:
     """A vision-guided preset's BART/T5 weights in the hub cache, against the card's digest."""
     from readcli.weights.catalog import own_files
-
-    entry = own_files(preset)[0]
     from readcli.weights.hub import cached_file
 
-    path = cached_file(entry.source, entry.file_name, entry.revision)
-    where = str(path) if path is not None else f"{entry.source} (from {entry.env_var or 'a local folder'})"
+    entry = own_files(preset)[0]
+    local = os.environ.get(entry.env_var, "") if entry.env_var else ""  # the copy loading prefers
+    if local:
+        path: Path | None = Path(local).expanduser() / entry.file_name
+        path = path if path is not None and path.is_file() else None
+    else:
+        path = cached_file(entry.source, entry.file_name, entry.revision)
+    where = str(path) if path is not None else (local or entry.source)
     if path is None or not entry.sha256:
         return WeightsCheck("text model", where, UNVERIFIED, f"no published digest to compare ({preset})")
     if _sha256(path) == entry.sha256:
