@@ -21,7 +21,7 @@ from typer.models import CommandInfo
 
 from readcli import __version__
 from readcli.cli import commands
-from readcli.cli.common import OneLineUsageGroup, ReadcliCommand
+from readcli.cli.common import OneLineUsageGroup, ReadcliCommand, summary_line, write_commands
 
 # The order commands are listed in `readcli --help`; modules not named here follow alphabetically.
 COMMAND_ORDER = ("demo", "extract", "finetune", "ground", "summarize", "evaluate", "inspect_ot")
@@ -75,15 +75,6 @@ def _command_infos() -> dict[str, CommandInfo]:
     return infos
 
 
-def _short_help(info: CommandInfo, limit: int) -> str:
-    from typer._click.utils import make_default_short_help  # lazy: only `readcli --help` needs it
-
-    if info.short_help:
-        return info.short_help
-    text = info.help or (info.callback.__doc__ if info.callback else None) or ""
-    return make_default_short_help(" ".join(text.split()), limit)
-
-
 class LazyCommandGroup(OneLineUsageGroup):
     """The `readcli` script's group: commands built on first use (module docstring)."""
 
@@ -101,11 +92,13 @@ class LazyCommandGroup(OneLineUsageGroup):
         return found
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
-        infos = {n: i for n, i in _command_infos().items() if not i.hidden}
-        if infos:
-            limit = formatter.width - 6 - max(len(name) for name in infos)
-            with formatter.section("Commands"):
-                formatter.write_dl([(name, _short_help(info, limit)) for name, info in infos.items()])
+        """From the docstrings, without building the commands (the point of this class)."""
+        rows = [
+            (name, summary_line(info.short_help or info.help or (info.callback and info.callback.__doc__)))
+            for name, info in _command_infos().items()
+            if not info.hidden
+        ]
+        write_commands(formatter, rows)
 
 
 entry = typer.Typer(

@@ -109,6 +109,27 @@ class OneLineUsageGroup(TyperGroup):
     def get_help_option(self, ctx: Any) -> Any:
         return _bool_default(super().get_help_option(ctx))
 
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """Each command with its docstring's first paragraph in full, wrapped (click cuts it at ~45
+        characters with "...")."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, summary_line(command.short_help or command.help)))
+        write_commands(formatter, rows)
+
+
+def summary_line(text: str | None) -> str:
+    """The first paragraph of a command's help, on one line."""
+    return " ".join((text or "").strip().split("\n\n")[0].split())
+
+
+def write_commands(formatter: Any, rows: list[tuple[str, str]]) -> None:
+    if rows:
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
 
 class ReadcliCommand(TyperCommand):
     """Every command's click class (app.py sets it): arguments named in capitals in the usage line
