@@ -4,16 +4,19 @@ Write to a temporary file in the same directory, fsync, `os.replace` (atomic on 
 directory so the rename itself survives a power cut. A failure (a full disk, a kill) leaves the
 previous file intact; a failure readcli sees also removes the temporary (a SIGKILL can leave a hidden
 `.NAME.*.tmp`, which no reader looks at). Errors writing the output (no space, read-only, no
-permission) become one-line `OutputFileError`s. docs/reliability.md.
+permission) become one-line `OutputFileError`s. A new file gets the mode any other program would
+give it, 0666 less the umask (mkstemp creates 0600, which labmates could not read). docs/reliability.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +34,40 @@ _WRITE_FAILURES = {
     errno.EPERM: "permission denied: choose a writable folder",
     errno.EIO: "input/output error on the device: check the disk and run again",
 }
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system tells (Linux: /proc/self/status);
+    elsewhere set and restored at once under a lock (os.umask can only be read by setting it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o077)  # the strictest mask for the instant it is set
+        os.umask(mask)
+    return mask
+
+
+def umask_mode(*, directory: bool = False) -> int:
+    """The mode open()/mkdir() would give a new file (0666) or folder (0777) under the current umask."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
+def honour_umask(path: str | os.PathLike[str] | int, *, directory: bool = False) -> None:
+    """Give a file made by mkstemp/mkdtemp (0600/0700) the umask's mode; `path` may be an open fd."""
+    mode = umask_mode(directory=directory)
+    if isinstance(path, int):
+        if hasattr(os, "fchmod"):  # not on Windows, where modes do not apply
+            os.fchmod(path, mode)
+    else:
+        os.chmod(path, mode)
 
 
 def _open_temp(fd: int) -> BinaryIO:
@@ -85,6 +122,10 @@ def atomic_open(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
         raise write_failure(target, err) or err from None
     tmp = Path(tmp_name)
     try:
+        # before the rename, so the file appears with its final mode; a file system without modes
+        # (FAT, some network mounts) keeps mkstemp's
+        with contextlib.suppress(OSError):
+            honour_umask(fd)
         with _open_temp(fd) as handle:
             yield handle
             handle.flush()

@@ -49,7 +49,10 @@ def test_json_has_the_documented_keys_and_pots_distance(tmp_path: Path) -> None:
     result = runner.invoke(app, _args(video, text, "--json", "--mass", "0.3", "--tau", "0.1"))
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert set(doc) == {"distance", "mass", "tau", "iterations", "plan"}
+    assert set(doc) == {"distance", "mass", "tau", "iterations", "plan", "plan_axes", "plan_shape", "tokens",
+                        "published_weights", "weights"}  # fmt: skip
+    assert doc["plan_axes"] == ["clip", "token"] and doc["plan_shape"] == [20, 6]  # plan[clip][token]
+    assert doc["tokens"] is None and doc["published_weights"] is None  # files without metadata
     assert doc["mass"] == 0.3 and doc["tau"] == 0.1 and doc["iterations"] > 0
     plan = np.array(doc["plan"])
     assert plan.shape == (20, 6)

@@ -234,6 +234,7 @@ def test_summarize_end_to_end_with_a_bundle(backbones: dict[str, Path], tmp_path
         "bart_forced_eos": True,
     }
     assert isinstance(report["summary"], str) and report["video_source"] == "features"
+    assert report["published_weights"] is True  # the adapter was trained on this backbone (fingerprint)
     plain = _summarize(*common, "--adapter", str(tmp_path / "bundle"))
     assert plain.exit_code == 0 and plain.stdout.strip() == report["summary"].strip()
     greedy = _summarize(*common, "--backbone", str(backbones["bart"]), "--beams", "1", "--json")
@@ -241,6 +242,8 @@ def test_summarize_end_to_end_with_a_bundle(backbones: dict[str, Path], tmp_path
     untrained = json.loads(greedy.stdout)
     assert untrained["generation"]["beams"] == 1 and untrained["adapter"] is None
     assert any("fusion head is untrained" in w for w in untrained["warnings"])
+    assert untrained["published_weights"] is False  # a saved folder, no adapter: one warning says so
+    assert any("not the published ones" in w for w in untrained["warnings"])
 
 
 @pytest.mark.parametrize(

@@ -53,3 +53,23 @@ def bundle_folder(spec: str) -> Path:
         patterns=(CONFIG_FILE, WEIGHTS_FILE),
         what=f"--adapter {spec} (no such folder; a Hub id)",
     )
+
+
+def bundle_backbone(adapter: str | Path | None, given: str | None, default: str) -> str:
+    """The backbone a run loads: `given` (--backbone; a bundle's fingerprint check then says whether
+    it fits), else the one the bundle at `adapter` (a resolved folder) was trained on, else `default`."""
+    if given is not None:
+        return given
+    if adapter is None:
+        return default
+    from readcli.adapters.bundle import read_bundle_config  # (imports torch: only when needed)
+    from readcli.backbones.presets import card_name
+    from readcli.backbones.vision_guided_io import VG_PRESETS
+
+    name = read_bundle_config(adapter).backbone_name
+    if card_name(name) is None and name not in VG_PRESETS and not Path(name).expanduser().exists():
+        raise BundleError(
+            f"--adapter {adapter} was trained on backbone {name!r}, which is neither a preset nor a file or "
+            "folder here: pass --backbone PATH to that checkpoint (the bundle checks its fingerprint)"
+        )
+    return name

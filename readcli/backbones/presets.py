@@ -57,6 +57,12 @@ def preset_names() -> list[str]:
     return sorted([*PRESETS, *PRESET_ALIASES, *FRESH_PRESETS])
 
 
+def backbone_preset_names() -> list[str]:
+    """`preset_names()` without the feature extractors' cards (clip-vit-b-32 is a card, not a backbone)."""
+    return [n for n in preset_names() if read_json_object(MODELS_DIR / PRESETS[str(card_name(n))]).get(
+        "architecture") != "clip"]  # fmt: skip
+
+
 def card_name(name: str) -> str | None:
     """The card a preset name (or alias, or fresh preset) stands for; None if it names none."""
     name = PRESET_ALIASES.get(name, FRESH_PRESETS.get(name, name))
@@ -91,7 +97,9 @@ def load_card(name: str) -> PresetCard:
     """Read and check the card of preset `name` (an alias or a fresh preset reads its card)."""
     card = card_name(name)
     if card is None:
-        raise InvalidValueError(f"unknown backbone preset {name!r}; choices: {choices_text(preset_names())}")
+        raise InvalidValueError(
+            f"unknown backbone preset {name!r}; choices: {choices_text(backbone_preset_names())}"
+        )
     raw, path = read_card(PRESETS[card])
     try:
         weights = raw["weights"]

@@ -41,6 +41,7 @@ from readcli.backbones.presets import (
     PRESET_ALIASES,
     PRESETS,
     PresetCard,
+    backbone_preset_names,
     card_name,
     load_card,
     preset_names,
@@ -109,7 +110,7 @@ def load_backbone(
         elif path.is_file():
             model = _load_official(path, card)
         else:
-            presets = choices_text(sorted([*preset_names(), *VG_PRESETS]))
+            presets = choices_text(sorted([*backbone_preset_names(), *VG_PRESETS]))
             raise CheckpointError(
                 f"{name!r} is neither a backbone preset ({presets}) "
                 "nor an existing checkpoint file or saved-backbone directory"

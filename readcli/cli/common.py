@@ -1,6 +1,7 @@
-"""What every command shares: the consoles and the one error boundary.
+"""What every command shares: the consoles, the one error boundary and the app's click classes.
 
-Only typer, rich and readcli.errors are imported here, so `readcli --help` stays fast.
+Only typer and readcli.errors are imported here; rich's Console is made on first use, so
+`readcli --help` stays fast (bench/cli_startup_bench.py).
 """
 
 from __future__ import annotations
@@ -8,11 +9,10 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import typer
-from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 try:  # typer 0.2x parses with its own copy of click: its exceptions are these
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
@@ -21,8 +21,37 @@ except ImportError:  # pragma: no cover (older typer over the click package)
 
 from readcli.errors import ReadcliError
 
-console = Console()
-err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class _LazyConsole:
+    """A rich Console built on first use (importing rich.console costs a third of `readcli --help`)."""
+
+    def __init__(self, **settings: Any) -> None:
+        self._settings = settings
+        self._console: Console | None = None
+
+    def _made(self) -> Console:
+        if self._console is None:
+            from rich.console import Console  # lazy: start-up (module docstring)
+
+            self._console = Console(**self._settings)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._made(), name)
+
+    # `with console:` (rich's Live and Progress do it) looks these up on the type, not via __getattr__
+    def __enter__(self) -> Console:
+        return self._made().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._made().__exit__(*exc)
+
+
+console = cast("Console", _LazyConsole())
+err_console = cast("Console", _LazyConsole(stderr=True, soft_wrap=True, highlight=False))
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -76,6 +105,63 @@ class OneLineUsageGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         parent_invoke = super().invoke
         return _one_line_usage(lambda: parent_invoke(ctx))
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _bool_default(super().get_help_option(ctx))
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """Each command with its docstring's first paragraph in full, wrapped (click cuts it at ~45
+        characters with "...")."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, summary_line(command.short_help or command.help)))
+        write_commands(formatter, rows)
+
+
+def summary_line(text: str | None) -> str:
+    """The first paragraph of a command's help, on one line."""
+    return " ".join((text or "").strip().split("\n\n")[0].split())
+
+
+def write_commands(formatter: Any, rows: list[tuple[str, str]]) -> None:
+    if rows:
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+class ReadcliCommand(TyperCommand):
+    """Every command's click class (app.py sets it): arguments named in capitals in the usage line
+    (`VIDEO QUERY`, not typer's `{video} {query}`), and a help flag that never loads pydantic."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.param_type_name == "argument" and param.metavar is None and param.name:
+                param.metavar = param.name.upper()
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """`[OPTIONS] VIDEO QUERY`: a required argument bare, an optional one in brackets (click's style)."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name != "argument":
+                pieces += param.get_usage_pieces(ctx)
+                continue
+            name = str(param.metavar) + ("..." if param.nargs != 1 else "")
+            pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+    def get_help_option(self, ctx: Any) -> Any:
+        return _bool_default(super().get_help_option(ctx))
+
+
+def _bool_default(option: Any) -> Any:
+    """A help flag whose default is False rather than None: typer skips its pydantic coercer for a
+    bool value, and importing pydantic doubles `readcli CMD --help` (bench/cli_startup_bench.py)."""
+    if option is not None and option.default is None:
+        option.default = False
+    return option
 
 
 def threads_option() -> Any:

@@ -16,22 +16,24 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from readcli.adapters.bundle_source import resolve_adapter
+from readcli.adapters.bundle_source import bundle_backbone, resolve_adapter
 from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.cache import FeatureCache
 from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder
 from readcli.logfilter import dropping_records
+from readcli.weights.provenance import ClipUse, Provenance, run_provenance
 
 log = logging.getLogger(__name__)
 
 Stage = Literal["load", "extract", "ground"]
+DEFAULT_BACKBONE = "moment-detr-clip"
 
 
 @dataclass(frozen=True)
 class GroundRequest:
     video: Path
     queries: tuple[str, ...]
-    backbone: str = "moment-detr-clip"
+    backbone: str | None = None  # None: the adapter bundle's backbone, else DEFAULT_BACKBONE
     adapter: Path | None = None
     clip_model: str = DEFAULT_MODEL
     clip_weights: str = "openai"
@@ -61,15 +63,18 @@ class GroundResult:
     queries: tuple[QueryResult, ...]
     warnings: tuple[str, ...]
     seconds: float
+    provenance: Provenance = Provenance(())  # are the weights the published ones (weights/provenance.py)
 
     def to_json(self) -> list[dict[str, Any]]:
-        """Per query: query, duration, pred_relevant_windows [[start, end, score], ...], saliency."""
+        """Per query: query, duration, pred_relevant_windows [[start, end, score], ...], saliency,
+        published_weights and the weights checked."""
         return [
             {
                 "query": q.query,
                 "duration": round(self.duration, 4),
                 "pred_relevant_windows": [list(m) for m in q.moments],
                 "pred_saliency_scores": list(q.saliency),
+                **self.provenance.to_json(),
             }
             for q in self.queries
         ]
@@ -130,6 +135,7 @@ def _load_model(request: GroundRequest) -> tuple[Any, Any]:
     from readcli.features.clip_encoder import resolve_device
     from readcli.inference.spec import inference_spec
 
+    assert request.backbone is not None  # run() resolved it (bundle_backbone)
     model = load_backbone(request.backbone, device=resolve_device(request.device))
     extra = None
     if request.adapter is not None:
@@ -158,6 +164,7 @@ def run(
     report = progress or (lambda event: None)
     _validate(request)
     request = replace(request, adapter=resolve_adapter(request.adapter))  # a folder or a Hub id (cached)
+    request = replace(request, backbone=bundle_backbone(request.adapter, request.backbone, DEFAULT_BACKBONE))
     report(GroundProgress("load", 0, 2))
     model, spec = _load_model(request)
     if encoder is None:
@@ -167,6 +174,12 @@ def run(
         spec, image_dim=encoder.spec.image_dim, text_dim=encoder.spec.text_dim, clip_model=encoder.spec.model
     )
     warnings = _query_warnings(encoder, request.queries, spec.max_q_l)
+    provenance = run_provenance(
+        backbone=request.backbone,
+        adapter=request.adapter,
+        clip=ClipUse.of(encoder.spec, request.clip_weights),
+    )
+    warnings += [provenance.warning] if provenance.warning else []
     video = (cache or FeatureCache()).get(
         request.video,
         encoder,
@@ -205,6 +218,7 @@ def run(
         queries=queries,
         warnings=tuple(warnings),
         seconds=time.perf_counter() - began,
+        provenance=provenance,
     )
 
 

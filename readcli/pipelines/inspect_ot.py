@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from readcli.errors import InvalidValueError
+from readcli.weights.provenance import ClipUse, Provenance, features_provenance, run_provenance
 
 if TYPE_CHECKING:
     from readcli.features.cache import FeatureCache
@@ -80,15 +81,27 @@ class InspectOTResult:
     plan: np.ndarray  # (N_V, N_L) float32
     cost: np.ndarray  # (N_V, N_L) float32
     top_pairs: tuple[AlignedPair, ...]
+    tokens: tuple[str, ...] = ()  # the query's words as CLIP split them, one per token row; () from files
+    provenance: Provenance = Provenance(())  # are the weights the published ones (weights/provenance.py)
+
+    def token_name(self, token: int) -> str:
+        """`5 camera` when the query's words are known, else `5`."""
+        return f"{token} {self.tokens[token]}" if token < len(self.tokens) else str(token)
 
     def to_json(self) -> dict[str, object]:
-        """The `--json` document: distance, mass, tau, iterations and the plan as nested lists."""
+        """The `--json` document: distance, mass, tau, iterations, the plan as nested lists with its
+        orientation (rows are video clips, columns are query tokens: plan[clip][token]), the tokens'
+        words when known, and whether the weights are the published ones (docs/pvla.md)."""
         return {
             "distance": self.distance,
             "mass": self.mass,
             "tau": self.tau,
             "iterations": self.iterations,
+            "plan_axes": ["clip", "token"],
+            "plan_shape": list(self.plan.shape),
+            "tokens": list(self.tokens) or None,
             "plan": self.plan.astype(float).tolist(),
+            **self.provenance.to_json(),
         }
 
 
@@ -104,7 +117,20 @@ def run(
 
     from readcli.alignment import cosine_cost, solve_partial_ot
 
+    if encoder is None and (request.video is not None or request.query is not None):
+        from readcli.features.clip_encoder import ClipEncoder
+
+        encoder = ClipEncoder.load(request.clip_model, request.clip_weights, device=request.device)
     video, text = _features(request, encoder, cache)  # (N_V, d), (N_L, d)
+    tokens: tuple[str, ...] = ()
+    if request.query is not None and encoder is not None:
+        from readcli.features.token_words import token_labels
+
+        tokens = tuple(token_labels(encoder, request.query))  # one per row of `text`
+    used = run_provenance(
+        backbone=None, adapter=None, clip=ClipUse.of(encoder.spec, request.clip_weights) if encoder else None
+    )
+    files = features_provenance(request.video_features, request.text_features)
     with torch.no_grad():
         cost = cosine_cost(torch.from_numpy(video)[None], torch.from_numpy(text)[None])  # (1, N_V, N_L)
         solution = solve_partial_ot(
@@ -122,6 +148,8 @@ def run(
         plan=plan,
         cost=cost_np,
         top_pairs=_top_pairs(plan, cost_np, request.top_k),
+        tokens=tokens,
+        provenance=Provenance(used.checks + files.checks),
     )
 
 

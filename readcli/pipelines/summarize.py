@@ -27,6 +27,7 @@ from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder
 from readcli.features.store import VIDEO_KEY, load_feature_array
 from readcli.training.loop import resolve_device
+from readcli.weights.provenance import ClipUse, Provenance, features_provenance, run_provenance
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +70,13 @@ class SummarizeResult:
     generation: GenerationSettings
     seconds: float
     warnings: tuple[str, ...] = ()
+    provenance: Provenance = Provenance(())  # are the weights the published ones (weights/provenance.py)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["generation"] = asdict(self.generation)
-        return data
+        del data["provenance"]
+        return {**data, **self.provenance.to_json()}  # published_weights, weights
 
 
 def read_transcript(path: str | Path) -> str:
@@ -227,6 +230,8 @@ def run(request: SummarizeRequest, *, encoder: ClipEncoder | None = None) -> Sum
             f"backbone {backbone}: its fusion head is untrained and no --adapter was given, "
             "so the video does not influence the summary"
         )
+    provenance = _provenance(request, backbone, encoder)
+    warnings += [provenance.warning] if provenance.warning else []
     device = resolve_device(request.device)
     model.to(device).eval()
     encoded, truncated = _tokenize(model, transcript, limits)
@@ -250,4 +255,22 @@ def run(request: SummarizeRequest, *, encoder: ClipEncoder | None = None) -> Sum
         generation=generation,
         seconds=time.perf_counter() - began,
         warnings=tuple(warnings),
+        provenance=provenance,
     )
+
+
+def _provenance(request: SummarizeRequest, backbone: str, encoder: ClipEncoder | None) -> Provenance:
+    """The text model (or the adapter trained on it) and, for a VIDEO, the CLIP weights (cached digest)."""
+    clip = None
+    if request.video is not None:
+        if encoder is not None:
+            clip = ClipUse.of(encoder.spec, request.clip_weights)
+        else:
+            from readcli.features.weights import resolve_weights
+
+            found = resolve_weights(request.clip_weights, request.clip_model)  # cached by _extract's load
+            kind = "openai" if request.clip_weights == "openai" else "path"
+            clip = ClipUse(request.clip_model, kind, request.clip_weights, found.sha256)
+    used = run_provenance(backbone=backbone, adapter=request.adapter, clip=clip)
+    files = features_provenance(Path(request.video_features)) if request.video_features else Provenance(())
+    return Provenance(used.checks + files.checks)

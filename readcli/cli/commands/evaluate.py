@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from readcli.cli.common import console, err_console, error_boundary
 
@@ -56,6 +55,8 @@ def evaluate(
         else ("queries" if result.dataset == "qvhighlights" else "videos")
     )
     title = f"{_TITLES.get(result.dataset, 'ROUGE F1 (' + result.dataset + ')')}: {result.count} {what}"
+    from rich.table import Table  # lazy: start-up (bench/cli_startup_bench.py)
+
     table = Table(title=title, min_width=len(title) + 4)
     table.add_column("metric")
     table.add_column("value", justify="right")

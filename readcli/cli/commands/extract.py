@@ -5,28 +5,35 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from readcli.cli.common import console, err_console, error_boundary, report_error, threads_option, use_threads
+from readcli.cli.progress import Ticker, plain_progress
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+    from rich.table import Table
 
 
 class _Renderer:
-    """Turns pipeline progress events into rich bars (overall and per video) and failure lines."""
+    """Turns pipeline progress events into rich bars (overall and per video) and failure lines; off a
+    terminal, into plain lines (`ticker`): one per video, with the run's ETA."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, ticker: Ticker | None = None) -> None:
         self.progress = progress
+        self.ticker = ticker
         self.overall = progress.add_task("overall", total=None)
         self.current: Any = None
         self.current_name = ""
+        self.finished, self.planned = 0, 0
 
     def __call__(self, event: Any) -> None:
         kind = type(event).__name__
         if kind == "Planned":
-            self.progress.update(self.overall, total=event.todo + event.skipped + event.failed_early)
+            self.planned = event.todo + event.skipped + event.failed_early
+            self.progress.update(self.overall, total=self.planned)
         elif kind == "ItemProgress":
             if event.name != self.current_name:
                 if self.current is not None:
@@ -34,13 +41,21 @@ class _Renderer:
                 self.current = self.progress.add_task(event.name, total=event.total)
                 self.current_name = event.name
             self.progress.update(self.current, completed=event.done, total=event.total)
+            if self.ticker is not None:
+                self.ticker.update(event.name, event.done, event.total, of=self._of())
         elif kind == "ItemFinished":
             self.progress.advance(self.overall)
+            self.finished += 1
             if event.outcome.status == "failed":
                 report_error(event.outcome.reason or "failed")
 
+    def _of(self) -> tuple[int, int] | None:
+        return (self.finished, self.planned) if self.planned else None
+
 
 def _summary(result: Any) -> Table:
+    from rich.table import Table  # lazy: start-up (bench/cli_startup_bench.py)
+
     table = Table(title=f"extract -> {result.out_dir}", show_edge=False)
     for column in ("status", "videos", "queries"):
         table.add_column(column, justify="right" if column != "status" else "left")
@@ -89,11 +104,17 @@ def extract(
     request = ExtractRequest(
         tuple(paths or ()), out, clip_model, clip_weights, clip_len, batch_size, device, shard, queries
     )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    # Bars only on a terminal: rich drops a transient display's output when stderr is a file or pipe.
+    # Bars only on a terminal: rich drops a transient display's output when stderr is a file or pipe;
+    # there, plain lines instead (readcli/cli/progress.py).
     live = err_console.is_terminal
-    with Progress(*columns, console=err_console, transient=True, disable=not live) as progress:
-        result = run(request, progress=_Renderer(progress))
+    with (
+        Progress(*columns, console=err_console, transient=True, disable=not live) as progress,
+        plain_progress("extract", err_console) as ticker,
+    ):
+        result = run(request, progress=_Renderer(progress, ticker))
     if as_json:
         typer.echo(_as_json(result))
     else:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from readcli.cli.common import console, error_boundary, threads_option, use_threads
+from readcli.cli.progress import plain_progress
 
 SHOWN_METRICS = (
     "MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP", "HL-min-VeryGood-mAP", "rouge1", "rouge2", "rougeL",
@@ -125,7 +126,7 @@ def finetune(
     else:
         _require(data=data, out=out)
         settings = TrainSettings(
-            epochs=epochs or 10,
+            epochs=10 if epochs is None else epochs,  # 0 reaches TrainSettings' range check
             lr=lr,
             batch_size=batch_size,
             seed=seed,
@@ -181,9 +182,12 @@ class _Progress:
             TimeRemainingColumn(),
             TextColumn("{task.fields[parts]}"),
             console=console,
+            disable=not console.is_terminal,  # off a terminal: plain lines (below), no stray blank line
         )
         self.bar.__enter__()
         self.task_id: Any = None
+        self.plain = plain_progress("finetune", console)  # plain lines off a terminal (cli/progress.py)
+        self.ticker = self.plain.__enter__()
         return self
 
     def __call__(self, event: Any) -> None:
@@ -198,6 +202,11 @@ class _Progress:
             self.bar.update(
                 self.task_id, completed=event.step, parts=parts, speed=f"{speed:.1f}" if speed else "-"
             )
+            if self.ticker is not None:
+                of = (event.epoch, event.epochs)
+                self.ticker.update(
+                    f"epoch {event.epoch + 1}/{event.epochs}", event.step, event.steps, of=of, detail=parts
+                )
         elif event.kind == "eval":
             shown = "  ".join(f"{k} {event.metrics[k]:.2f}" for k in SHOWN_METRICS if k in event.metrics)
             console.print(
@@ -205,6 +214,7 @@ class _Progress:
             )
 
     def __exit__(self, *exc: object) -> None:
+        self.plain.__exit__(None, None, None)
         self.bar.__exit__(None, None, None)
 
 

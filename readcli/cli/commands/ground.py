@@ -6,13 +6,15 @@ import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from readcli.cli.common import console, err_console, error_boundary, threads_option, use_threads
+from readcli.cli.progress import plain_progress
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 BLOCKS = "▁▂▃▄▅▆▇█"
 
@@ -35,6 +37,8 @@ def sparkline(values: Sequence[float], width: int) -> str:
 
 
 def _table(query: Any) -> Table:
+    from rich.table import Table  # lazy: start-up (bench/cli_startup_bench.py)
+
     table = Table(show_edge=False)
     for column in ("rank", "start (s)", "end (s)", "score"):
         table.add_column(column, justify="right")
@@ -64,7 +68,10 @@ def ground(
     video: Annotated[Path, typer.Argument(help="A video file.")],
     query: Annotated[str, typer.Argument(help="What to find, in words.")],
     more: Annotated[list[str] | None, typer.Option("--query", help="Another query (repeatable).")] = None,
-    backbone: Annotated[str, typer.Option(help="A preset or a checkpoint.")] = "moment-detr-clip",
+    backbone: Annotated[
+        str | None,
+        typer.Option(help="A preset or a checkpoint (default: the --adapter's, else moment-detr-clip)."),
+    ] = None,
     adapter: Annotated[
         Path | None, typer.Option(help="An adapter bundle: a folder, or a Hub id ORG/NAME[@REV].")
     ] = None,
@@ -86,14 +93,21 @@ def ground(
         video, (query, *(more or ())), backbone, adapter, clip_model, clip_weights, top_k,
         device, stride=stride, nms_iou=nms_iou,
     )  # fmt: skip
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+    with (
+        Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar,
+        plain_progress("ground", err_console) as ticker,  # plain lines off a terminal
+    ):
         tasks: dict[str, Any] = {}
 
         def on_progress(event: Any) -> None:
             if event.stage not in tasks:
                 tasks[event.stage] = bar.add_task(event.stage, total=event.total)
             bar.update(tasks[event.stage], completed=event.done, total=event.total)
+            if ticker is not None:
+                ticker.update(event.stage, event.done, event.total)
 
         result = run(request, progress=on_progress)
     for line in result.warnings:

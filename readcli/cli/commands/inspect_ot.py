@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
-from readcli.cli.common import console, error_boundary, threads_option, use_threads
+from readcli.cli.common import console, err_console, error_boundary, threads_option, use_threads
 
 if TYPE_CHECKING:
+    from rich.table import Table
+    from rich.text import Text
+
     from readcli.pipelines.inspect_ot import InspectOTResult
 
 SHADES = " ░▒▓█"  # light to heavy
@@ -26,10 +27,17 @@ def register(app: typer.Typer) -> None:
 @error_boundary
 def inspect_ot(
     video_features: Annotated[
-        Path | None, typer.Option("--video-features", help="Video .npz (key 'features', clips x d).")
+        Path | None,
+        typer.Option(
+            "--video-features", help="Video .npz (key 'features', clips x d).  [required: this or --video]"
+        ),
     ] = None,
     text_features: Annotated[
-        Path | None, typer.Option("--text-features", help="Text .npz (key 'last_hidden_state', tokens x d).")
+        Path | None,
+        typer.Option(
+            "--text-features",
+            help="Text .npz (key 'last_hidden_state', tokens x d).  [required: this or --query]",
+        ),
     ] = None,
     video: Annotated[
         Path | None, typer.Option("--video", help="A video file instead of --video-features (CLIP rows).")
@@ -62,6 +70,8 @@ def inspect_ot(
         device=device, mass=mass, tau=tau, top_k=top,
     )  # fmt: skip
     result = pipeline.run(request)
+    if result.provenance.warning:
+        err_console.print(f"warning: {result.provenance.warning}", markup=False)
     if png is not None:
         pipeline.write_plan_png(result, png)
     if as_json:
@@ -81,6 +91,7 @@ def inspect_ot(
 def _heatmap(result: InspectOTResult) -> Text:
     """Tokens down, clips across; shade and colour grow with the transported mass."""
     import numpy as np
+    from rich.text import Text  # lazy: start-up (bench/cli_startup_bench.py)
 
     plan = result.plan.T  # (N_L, N_V)
     pool = -(-plan.shape[1] // MAX_COLUMNS)  # clips per character
@@ -93,8 +104,10 @@ def _heatmap(result: InspectOTResult) -> Text:
         f"plan: {plan.shape[0]} tokens (rows) x {plan.shape[1]} clips (columns"
         + (f", {pool} per character)\n" if pool > 1 else ")\n")
     )
+    names = [_row_name(result, token) for token in range(plan.shape[0])]
+    width_names = max(map(len, names), default=0)
     for token, row in enumerate(level):
-        text.append(f"{token:>3} ", style="dim")
+        text.append(f"{names[token]:<{width_names}} ", style="dim")
         for value in row:
             shade = SHADES[int(round(value * (len(SHADES) - 1)))]
             text.append(
@@ -105,9 +118,18 @@ def _heatmap(result: InspectOTResult) -> Text:
 
 
 def _pairs_table(result: InspectOTResult) -> Table:
+    from rich.table import Table  # lazy: start-up (bench/cli_startup_bench.py)
+
     table = Table(title="top aligned pairs")
     for column in ("clip", "token", "mass", "cost (1 - cos)"):
         table.add_column(column, justify="right")
     for pair in result.top_pairs:
-        table.add_row(str(pair.clip), str(pair.token), f"{pair.weight:.5f}", f"{pair.cost:.4f}")
+        table.add_row(str(pair.clip), result.token_name(pair.token), f"{pair.weight:.5f}", f"{pair.cost:.4f}")
     return table
+
+
+def _row_name(result: InspectOTResult, token: int, limit: int = 14) -> str:
+    """`  5 camera`: the token's index and, when the query is known, its word (cut to `limit`)."""
+    word = result.tokens[token] if token < len(result.tokens) else ""
+    word = word if len(word) <= limit else word[: limit - 1] + "…"
+    return f"{token:>3} {word}".rstrip()

@@ -21,7 +21,9 @@ def summarize(
         Path | None,
         typer.Argument(help="Video file (CLIP features are extracted; omit with --video-features)."),
     ] = None,
-    transcript: Annotated[Path | None, typer.Option("--transcript", help="Transcript, UTF-8 text.")] = None,
+    transcript: Annotated[
+        Path | None, typer.Option("--transcript", help="Transcript, UTF-8 text.  [required]")
+    ] = None,
     video_features: Annotated[
         Path | None,
         typer.Option("--video-features", help="Video features instead of VIDEO: (rows, dim) .npy."),
