@@ -271,6 +271,8 @@ def _provenance(request: SummarizeRequest, backbone: str, encoder: ClipEncoder |
             found = resolve_weights(request.clip_weights, request.clip_model)  # cached by _extract's load
             kind = "openai" if request.clip_weights == "openai" else "path"
             clip = ClipUse(request.clip_model, kind, request.clip_weights, found.sha256)
-    used = run_provenance(backbone=backbone, adapter=request.adapter, clip=clip)
+    # an official VG-GPLMs checkpoint: its weights are what ran (no card records a digest for one)
+    weights = request.official_checkpoint if request.official_checkpoint is not None else backbone
+    used = run_provenance(backbone=weights, adapter=request.adapter, clip=clip)
     files = features_provenance(Path(request.video_features)) if request.video_features else Provenance(())
     return Provenance(used.checks + files.checks)
