@@ -22,6 +22,7 @@ from readcli.training.resume_point import ResumePoint
 from readcli.training.run_records import LogRecord, MetricsRecord, StateRecord
 
 MAX_POINTER_BYTES = 64  # LATEST holds one short name
+MAX_LOG_BYTES = 2 * 1024**3
 BEST_DIR, METRICS_FILE, LOG_FILE = "best", "metrics.json", "train_log.jsonl"
 
 
@@ -81,7 +82,7 @@ def inspect_run_folder(run_dir: Path, epochs: int, *, recorded_epochs: int) -> R
     _check_metrics(run_dir / METRICS_FILE, point)
     if point.checkpoint is None:
         _check_restartable(run_dir)
-    point.log_text = _kept_log(run_dir / LOG_FILE, point.state.epochs_done)
+    point.log_text = _kept_log(run_dir / LOG_FILE, point)
     return point
 
 
@@ -128,7 +129,7 @@ def _read_bytes(path: Path, limit: int) -> bytes:
     except OSError as err:
         raise InputFileError(f"{path}: cannot read ({err.strerror or err})") from None
     if len(raw) > limit:
-        raise InputFileError(f"{path}: longer than {limit} bytes, not a checkpoint name")
+        raise InputFileError(f"{path}: larger than {limit} bytes, more than readcli ever writes there")
     return raw
 
 
@@ -206,27 +207,45 @@ def _bundle_epoch(config: Any) -> Any:
     return extra.get("epoch") if isinstance(extra, dict) else None
 
 
-def _kept_log(path: Path, epochs_done: int) -> str | None:
-    """The log's lines of epochs 1..epochs_done (later ones are replayed); every line must parse.
+def _kept_log(path: Path, point: ResumePoint) -> str | None:
+    """The log's lines of epochs 1..epochs_done (later ones are replayed). Every line must parse, and
+    its evaluation records must be the checkpoint's history: the log is a second witness of the
+    completed epochs, written before their checkpoint, so a run with a checkpoint must have one.
 
     A last line without its newline is a write a kill cut short: it belongs to an epoch after the
-    checkpoint (the log is written before the checkpoint), so it is dropped, not refused.
+    checkpoint, so it is dropped, not refused.
     """
+    done = point.state.epochs_done
     if not path.exists():
+        if point.checkpoint is not None:
+            raise InputFileError(
+                f"{path}: missing: it witnesses the {done} completed epoch(s) of {point.checkpoint}"
+            )
         return None
-    raw = _read_bytes(path, 2 * 1024**3)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise InputFileError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    lines = text.split("\n")
+    lines = _read_utf8(path).split("\n")
     lines.pop()  # after the last newline: "" or a line cut short
-    kept = []
+    kept, evaluations = [], {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         where = f"{path}:{number}"
-        record = validate(LogRecord, parse_json(line, where), where)
-        if record.epoch <= epochs_done:
+        raw = parse_json(line, where)
+        record = validate(LogRecord, raw, where)
+        if record.epoch <= done:
             kept.append(line + "\n")
+            if record.event == "eval":
+                evaluations[record.epoch] = {k: v for k, v in raw.items() if k not in ("event", "best")}
+    for row in point.state.history:
+        if evaluations.get(row["epoch"]) != row:
+            raise InputFileError(
+                f"{path}: its evaluation of epoch {row['epoch']} is missing or differs from "
+                f"{point.checkpoint}/state.json: the folder mixes two runs or was edited"
+            )
     return "".join(kept)
+
+
+def _read_utf8(path: Path) -> str:
+    try:
+        return _read_bytes(path, MAX_LOG_BYTES).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputFileError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
