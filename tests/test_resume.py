@@ -42,6 +42,10 @@ def _state(**values: Any) -> Callable[[Path], None]:
     return lambda run: _json(run, f"{CKPT}/state.json", lambda s: {**s, **values})
 
 
+def _train(**values: Any) -> Callable[[Path], None]:
+    return lambda run: _json(run, "run.json", lambda q: {**q, "train": {**q["train"], **values}})
+
+
 def _write(name: str, data: bytes | str) -> Callable[[Path], None]:
     def apply(run: Path) -> None:
         raw = data.encode() if isinstance(data, str) else data
@@ -161,8 +165,10 @@ CASES = [
     Case("checkpoints-emptied-of-a-finished-run", _only_run_json_and_best,
          ("metrics.json", "no checkpoint names them")),
     # --- state.json: counters in range ---
-    Case("epochs-done-negative", _state(epochs_done=-5), ("state.json", "epochs_done", "-5", "greater than or equal to 0")),
-    Case("epochs-done-huge", _state(epochs_done=10**6), ("state.json", "epochs_done 1000000 is out of range")),
+    Case("epochs-done-negative", _state(epochs_done=-5),
+         ("state.json", "epochs_done", "-5", "greater than or equal to 0")),
+    Case("epochs-done-huge", _state(epochs_done=10**6),
+         ("state.json", "epochs_done 1000000 is out of range")),
     Case("epochs-done-string", _state(epochs_done="one"), ("state.json", "epochs_done", "'one'", "integer")),
     Case("epochs-done-bool", _state(epochs_done=True), ("state.json", "epochs_done", "True")),
     Case("epochs-done-float", _state(epochs_done=2.0), ("state.json", "epochs_done", "2.0")),
@@ -217,14 +223,13 @@ CASES = [
     Case("log-binary", _write("train_log.jsonl", b"\xff\xfe\x00\x01"), ("train_log.jsonl", "not UTF-8")),
     # --- run.json ---
     Case("run-json-garbage", _write("run.json", "{"), ("run.json", "not valid JSON")),
-    Case("run-json-wrong-type", lambda r: _json(r, "run.json", lambda q: {**q, "train": {**q["train"], "lr": "x"}}),
-         ("run.json", "train.lr")),
-    Case("run-json-bad-epochs", lambda r: _json(r, "run.json", lambda q: {**q, "train": {**q["train"], "epochs": 0}}),
-         ("run.json", "--epochs 0")),
+    Case("run-json-wrong-type", _train(lr="x"), ("run.json", "train.lr")),
+    Case("run-json-bad-epochs", _train(epochs=0), ("run.json", "--epochs 0")),
     Case("run-json-unknown-field", lambda r: _json(r, "run.json", lambda q: {**q, "zzz": 1}),
          ("run.json", "unknown field 'zzz'")),
     # --- options given again on resume ---
-    Case("fewer-epochs-than-done", lambda r: None, ("--epochs 1 is fewer than the 2 epochs",), ("--epochs", "1")),
+    Case("fewer-epochs-than-done", lambda r: None, ("--epochs 1 is fewer than the 2 epochs",),
+         ("--epochs", "1")),
     Case("other-lr", lambda r: None, ("--lr 0.5 differs", "0.001", "run.json"), ("--lr", "0.5")),
     Case("other-method", lambda r: None, ("--method 'lora' differs", "'read'"), ("--method", "lora")),
     Case("other-backbone", lambda r: None, ("--backbone", "differs", "backbone"),
@@ -278,8 +283,8 @@ def test_a_kill_between_a_checkpoint_and_its_latest_resumes(base: dict[str, Path
     history = json.loads((run / "metrics.json").read_text())["history"]
     (run / "metrics.json").unlink()  # a killed run has none yet
     first = tmp_path / "epoch1"
-    args = ["finetune", "--data", str(base["data"]), "--backbone", str(base["backbone"]), "--out", str(first),
-            "--epochs", "1", "--batch-size", "4", "--lr", "1e-3", "--seed", "3", "--device", "cpu"]  # fmt: skip
+    args = ["finetune", "--data", str(base["data"]), "--backbone", str(base["backbone"]), "--out",
+            str(first), "--epochs", "1", "--batch-size", "4", "--lr", "1e-3", "--seed", "3"]  # fmt: skip
     assert runner.invoke(app, args).exit_code == 0
     shutil.copytree(first / "checkpoints" / "epoch-0001", run / "checkpoints" / "epoch-0001")
     (run / "checkpoints" / "LATEST").write_text("epoch-0001\n")
