@@ -1,0 +1,142 @@
+"""A fuzzer for `finetune --resume`: damaged copies of a real run folder, and the promise as the property.
+
+Hypothesis damages a copy of one small finished run (1 to 3 mutations: delete, empty, truncate,
+garble or replace a file, turn it into a folder, change a value in a JSON record or a line of the log)
+and resumes it through the CLI. Either the resume is refused (exit 1, exactly one `error:` line, no
+traceback, the folder byte-for-byte unchanged), or it succeeds and the history of the two completed
+epochs is intact. Profiles (tests/conftest.py): "ci" runs a small fixed budget; HYPOTHESIS_PROFILE=long
+searches for as long as a maintainer likes. docs/reliability.md, "Resume and run folders".
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from run_folder_inputs import EPOCHS, digest, trained_run
+from typer.testing import CliRunner
+
+from readcli.cli import app
+
+runner = CliRunner()
+OPERATIONS = ("delete", "empty", "truncate", "garble", "replace", "folder", "json", "line")
+# values a JSON field is changed to: wrong types, out-of-range and edge numbers, NaN/inf tokens
+JSON_VALUES = st.one_of(
+    st.sampled_from([-5, -1, 0, 1, 2, 3, 7, 10**6, 2**63, 10**400, 0.5, -0.0, 1e300]),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=12),
+    st.booleans(),
+    st.none(),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+
+
+@pytest.fixture(scope="session")
+def fuzz_base(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> dict[str, Any]:
+    made = trained_run(tmp_path_factory.mktemp("fuzz-run"), shared_data)
+    run = made["run"]
+    targets = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    return {"run": run, "targets": targets, "history": history}
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every key path into a JSON value (the value itself is the empty path)."""
+    found = [prefix]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _paths(item, (*prefix, index))
+    return found
+
+
+def _set(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, *rest = path
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    copy[head] = _set(value[head], tuple(rest), new)
+    return copy
+
+
+def _mutate_json(data: st.DataObject, text: str) -> str:
+    value = json.loads(text)
+    path = data.draw(st.sampled_from(_paths(value)), label="json path")
+    if path and data.draw(st.booleans(), label="drop the field") and isinstance(path[-1], str):
+        parent = path[:-1]
+        holder = value
+        for key in parent:
+            holder = holder[key]
+        return json.dumps(_set(value, parent, {k: v for k, v in holder.items() if k != path[-1]}))
+    return json.dumps(_set(value, path, data.draw(JSON_VALUES, label="json value")))
+
+
+def _mutate(data: st.DataObject, run: Path, target: str) -> None:
+    path = run / target
+    if not path.exists():
+        return
+    operation = data.draw(st.sampled_from(OPERATIONS), label=f"operation on {target}")
+    if operation == "delete":
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return
+    if path.is_dir():  # the other operations change files
+        return
+    raw = path.read_bytes()
+    if operation == "empty":
+        path.write_bytes(b"")
+    elif operation == "truncate":
+        path.write_bytes(raw[: data.draw(st.integers(0, max(len(raw) - 1, 0)), label="keep bytes")])
+    elif operation == "garble" and raw:
+        changed = bytearray(raw)
+        for _ in range(data.draw(st.integers(1, 8), label="bytes garbled")):
+            changed[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+        path.write_bytes(bytes(changed))
+    elif operation == "replace":
+        path.write_bytes(data.draw(st.binary(max_size=64) | st.text(max_size=40).map(str.encode)))
+    elif operation == "folder":
+        path.unlink()
+        path.mkdir()
+    elif operation == "json" and path.suffix == ".json":
+        path.write_text(_mutate_json(data, raw.decode()))
+    elif operation == "line" and path.suffix == ".jsonl":
+        lines = raw.decode().splitlines()
+        index = data.draw(st.integers(0, len(lines) - 1), label="line")
+        lines[index] = data.draw(
+            st.builds(lambda: _mutate_json(data, lines[index])) | st.text(max_size=30), label="new line"
+        )
+        path.write_text("\n".join(lines) + "\n")
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_a_damaged_run_folder_is_refused_unchanged_or_resumed_with_its_history(
+    fuzz_base: dict[str, Any], data: st.DataObject
+) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        run = Path(scratch) / "run"
+        shutil.copytree(fuzz_base["run"], run, symlinks=True)
+        for _ in range(data.draw(st.integers(1, 3), label="mutations")):
+            _mutate(data, run, data.draw(st.sampled_from(fuzz_base["targets"]), label="target"))
+        epochs = data.draw(st.sampled_from([EPOCHS, EPOCHS + 1]), label="--epochs")
+        before = digest(run)
+        result = runner.invoke(app, ["finetune", "--resume", str(run), "--epochs", str(epochs)])
+        assert "Traceback" not in result.output and "weights_only" not in result.output, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+        if result.exit_code == 0:
+            history = json.loads((run / "metrics.json").read_text())["history"]
+            assert history[:EPOCHS] == fuzz_base["history"]
+            return
+        assert result.exit_code == 1, result.output
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), lines
+        assert digest(run) == before, lines[0]
