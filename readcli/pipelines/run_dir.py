@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from readcli.errors import InvalidValueError
+from readcli.errors import InvalidValueError, OutputFileError
 from readcli.fileio import atomic_write_json, write_failure
 from readcli.training.checkpoint import CHECKPOINTS, LATEST
 
@@ -55,7 +55,14 @@ def start_run_dir(out: Path, request: dict[str, Any]) -> None:
     record the request."""
     try:
         (out / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-    except OSError as err:  # e.g. --out under a folder the user cannot write
+    except PermissionError:  # e.g. --out under a folder the user cannot write
+        blocked = Path(os.path.abspath(out))
+        while not blocked.exists():
+            blocked = blocked.parent
+        raise OutputFileError(
+            f"cannot write {out / RUN_FILE}: {blocked} is not writable; choose a writable folder"
+        ) from None
+    except OSError as err:
         raise write_failure(out / RUN_FILE, err) or err from None
     atomic_write_json(out / RUN_FILE, request)
 
