@@ -1,11 +1,12 @@
 """A fuzzer for `finetune --resume`: damaged copies of a real run folder, and the promise as the property.
 
 Hypothesis damages a copy of one small finished run (1 to 3 mutations: delete, empty, truncate,
-garble or replace a file, turn it into a folder, change a value in a JSON record or a line of the log)
-and resumes it through the CLI. Either the resume is refused (exit 1, exactly one `error:` line, no
-traceback, the folder byte-for-byte unchanged), or it succeeds and the history of the two completed
-epochs is intact. Profiles (tests/conftest.py): "ci" runs a small fixed budget; HYPOTHESIS_PROFILE=long
-searches for as long as a maintainer likes. docs/reliability.md, "Resume and run folders".
+garble or replace a file, turn it into a folder, change a value in a JSON record or a line of the log,
+point LATEST elsewhere, add a copy of the checkpoint under another epoch) and resumes it through the
+CLI. Either the resume is refused (exit 1, exactly one `error:` line, no traceback, the folder
+byte-for-byte unchanged), or it succeeds and the history of the two completed epochs is intact.
+Profiles (tests/conftest.py): "ci" runs a small fixed budget; HYPOTHESIS_PROFILE=long searches for as
+long as a maintainer likes. docs/reliability.md, "Resume and run folders".
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ from typer.testing import CliRunner
 from readcli.cli import app
 
 runner = CliRunner()
-OPERATIONS = ("delete", "empty", "truncate", "garble", "replace", "folder", "json", "line")
+OPERATIONS = ("delete", "empty", "truncate", "garble", "replace", "folder", "json", "line", "name", "copy")
+# what LATEST is set to by "name": checkpoint-like names, paths out of the folder, odd spacing
+NAMES = st.sampled_from(
+    ["epoch-0001", "epoch-0003", "epoch-9999", "epoch-0000", "epoch-2", " epoch-0002 ", "../run",
+     "epoch-0002/../epoch-0002", "/etc", ".", "", "\x00", ".epoch-0003.partial"]
+) | st.from_regex(r"epoch-[0-9]{1,7}", fullmatch=True)  # fmt: skip
 # values a JSON field is changed to: wrong types, out-of-range and edge numbers, NaN/inf tokens
 JSON_VALUES = st.one_of(
     st.sampled_from([-5, -1, 0, 1, 2, 3, 7, 10**6, 2**63, 10**400, 0.5, -0.0, 1e300]),
@@ -86,6 +92,19 @@ def _mutate(data: st.DataObject, run: Path, target: str) -> None:
     if not path.exists():
         return
     operation = data.draw(st.sampled_from(OPERATIONS), label=f"operation on {target}")
+    if operation == "copy":  # another checkpoint folder beside the real one (older, next, or far ahead)
+        number = data.draw(st.integers(1, 6), label="copied checkpoint's epoch")
+        copy = run / "checkpoints" / f"epoch-{number:04d}"
+        if not copy.exists():
+            shutil.copytree(run / "checkpoints" / "epoch-0002", copy)
+        return
+    if operation == "name":
+        (run / "checkpoints").mkdir(exist_ok=True)
+        latest = run / "checkpoints" / "LATEST"
+        if latest.is_dir():
+            shutil.rmtree(latest)
+        latest.write_text(data.draw(NAMES, label="LATEST") + "\n")
+        return
     if operation == "delete":
         shutil.rmtree(path) if path.is_dir() else path.unlink()
         return
@@ -99,7 +118,8 @@ def _mutate(data: st.DataObject, run: Path, target: str) -> None:
     elif operation == "garble" and raw:
         changed = bytearray(raw)
         for _ in range(data.draw(st.integers(1, 8), label="bytes garbled")):
-            changed[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+            position = data.draw(st.integers(0, len(raw) - 1), label="garbled byte")
+            changed[position] = data.draw(st.integers(0, 255), label="new byte")
         path.write_bytes(bytes(changed))
     elif operation == "replace":
         path.write_bytes(data.draw(st.binary(max_size=64) | st.text(max_size=40).map(str.encode)))
@@ -111,9 +131,10 @@ def _mutate(data: st.DataObject, run: Path, target: str) -> None:
     elif operation == "line" and path.suffix == ".jsonl":
         lines = raw.decode().splitlines()
         index = data.draw(st.integers(0, len(lines) - 1), label="line")
-        lines[index] = data.draw(
-            st.builds(lambda: _mutate_json(data, lines[index])) | st.text(max_size=30), label="new line"
-        )
+        if data.draw(st.booleans(), label="change a value of the line"):
+            lines[index] = _mutate_json(data, lines[index])
+        else:
+            lines[index] = data.draw(st.text(max_size=30), label="new line")
         path.write_text("\n".join(lines) + "\n")
 
 
