@@ -239,3 +239,20 @@ def test_a_fresh_run_refuses_an_out_holding_a_trained_bundle(
     line = _one_error_line(runner.invoke(app, _fresh_args(grounding_dir, tiny_backbone, out)))
     assert "already holds best" in line
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["best", "best/adapter_config.json"]
+
+
+def test_a_full_disk_at_the_first_checkpoint_leaves_the_users_empty_folder_as_it_was(
+    grounding_dir: Path, tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import readcli.training.checkpoint as checkpoint
+    from readcli.errors import OutputFileError
+
+    def full(path: Any, data: bytes) -> None:
+        raise OutputFileError(f"cannot write {path}: no space left on the device")
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", full)
+    out = tmp_path / "mine"
+    (out / "checkpoints").mkdir(parents=True)  # an empty checkpoints/ is not a run: a new run may use it
+    line = _one_error_line(runner.invoke(app, _fresh_args(grounding_dir, tiny_backbone, out)))
+    assert "no space left" in line
+    assert [str(p.relative_to(out)) for p in out.rglob("*")] == ["checkpoints"]  # staging removed too

@@ -91,6 +91,9 @@ def removed_on_failure(
             else:
                 for name in set(names) - existed:
                     _remove(out / name)
+                if CHECKPOINTS in existed and (out / CHECKPOINTS).is_dir():  # empty at the start
+                    for entry in (out / CHECKPOINTS).iterdir():  # (check_fresh_out): a staging folder
+                        _remove(entry)
         raise
 
 
