@@ -27,8 +27,9 @@ from readcli.pipelines.finetune import BEST_DIR, FinetuneRequest, RecordedRun
 from readcli.training.grounding_loss import GroundingLossWeights
 from readcli.training.grounding_predict import PredictionSettings
 from readcli.training.grounding_task import GroundingTask
+from readcli.training.guards import require_finite_weights
 from readcli.training.highlight_task import DATASET_FORMATS, HighlightTask, average_metric, check_dataset
-from readcli.training.loop import EvalOutput, require_finite_weights, seed_everything
+from readcli.training.loop import EvalOutput, seed_everything
 
 DEFAULT_SELECT = "MR-full-mAP"  # the tlg default; highlight datasets select on their domain average
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from readcli.training.distributed import (
     resolve_device,
     wrap,
 )
+from readcli.training.guards import first_step_guard, require_finite_weights
 from readcli.training.resume_point import ResumePoint
 from readcli.training.step import StepOutput, Stepper, autocast
 
@@ -211,7 +211,8 @@ def train(
         generator = torch.Generator().manual_seed(seed)
         stepper.model.train()
         for step, (batch, weight) in enumerate(_epoch_batches(task, settings.batch_size, generator, job)):
-            parts = _step(stepper, batch, weight, epoch, step, first=state.global_step == 0)
+            with first_step_guard(first=state.global_step == 0):
+                parts = stepper.step(batch, weight, epoch, step)
             state.global_step += 1
             emit(ProgressEvent("step", epoch, settings.epochs, step + 1, steps, parts=parts))
             logger({"event": "step", "epoch": epoch + 1, "step": state.global_step, **parts})
@@ -237,39 +238,6 @@ def _read_point(run_dir: Path, epochs: int) -> ResumePoint:
     from readcli.training.run_folder import read_checkpoint
 
     return read_checkpoint(run_dir, epochs)
-
-
-def require_finite_weights(model: torch.nn.Module, what: str = "the model") -> None:
-    """Refuse NaN or inf in any weight or buffer before training: a damaged backbone, named as such
-    (otherwise the first loss is NaN and the learning rate looks guilty)."""
-    bad = [
-        name
-        for name, tensor in (*model.named_parameters(), *model.named_buffers())
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
-    ]
-    if bad:
-        shown = ", ".join(bad[:3]) + (f" (+{len(bad) - 3} more)" if len(bad) > 3 else "")
-        raise TrainingError(
-            f"{what} holds NaN or inf weights before training ({len(bad)} tensors: {shown}): its "
-            "checkpoint is damaged; use an intact backbone (the learning rate is not the cause)"
-        )
-
-
-def _step(
-    stepper: Stepper, batch: Any, weight: float, epoch: int, step: int, *, first: bool
-) -> dict[str, float]:
-    """One step; a non-finite loss at the run's first step comes before any update, so not from --lr."""
-    try:
-        return stepper.step(batch, weight, epoch, step)
-    except TrainingError as err:
-        if not first:
-            raise
-        culprit = re.search(r"\(in ([^)]*)\)", str(err))
-        raise TrainingError(
-            f"loss is non-finite at the first step, before any weight update (in "
-            f"{culprit.group(1) if culprit else 'loss'}), so the learning rate is not the cause: the "
-            "backbone's outputs or the input features hold NaN or inf, or values too large to compute with"
-        ) from None
 
 
 def _check_shardable(task: TrainTask, settings: TrainSettings, job: Dist) -> None:
