@@ -94,6 +94,17 @@ def _moment_shape(state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
+def _string_index(state: dict[str, Any]) -> dict[str, Any]:
+    group = state["param_groups"][0]
+    return {**state, "param_groups": [{**group, "params": ["a", *group["params"][1:]]}]}
+
+
+def _vector_step(state: dict[str, Any]) -> dict[str, Any]:
+    first = next(iter(state["state"]))
+    state["state"][first]["step"] = torch.ones(4)
+    return state
+
+
 def _nan_tensor(run: Path) -> None:
     path = run / CKPT / "trainable.safetensors"
     tensors = load_file(path)
@@ -208,6 +219,8 @@ CASES = [
     Case("optimizer-other-lr", _optimizer(_other_lr), ("optimizer.pt", "lr is 5.0", "0.001")),
     Case("optimizer-moment-shape", _optimizer(_moment_shape), ("optimizer.pt", "exp_avg", "(3, 3)")),
     Case("optimizer-a-list", _optimizer(lambda s: [1, 2]), ("optimizer.pt", "not an optimiser state")),
+    Case("optimizer-string-index", _optimizer(_string_index), ("optimizer.pt", "does not fit")),
+    Case("optimizer-step-a-vector", _optimizer(_vector_step), ("optimizer.pt", "not a count")),
     # --- metrics.json and train_log.jsonl ---
     Case("metrics-garbage", _write("metrics.json", "not json at all"), ("metrics.json", "not valid JSON")),
     Case("metrics-wrong-types", lambda r: _json(r, "metrics.json", lambda m: {**m, "best_epoch": "1"}),

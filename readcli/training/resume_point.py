@@ -93,7 +93,7 @@ class ResumePoint:
             )
         group = groups[0]
         indices = group.get("params") if isinstance(group, dict) else None
-        if not isinstance(indices, list) or sorted(indices) != list(range(len(params))):
+        if not isinstance(indices, list) or _sorted_ints(indices) != list(range(len(params))):
             count = len(indices) if isinstance(indices, list) else "no"
             raise CheckpointError(
                 f"{where}: its parameter group holds {count} parameters, this model trains {len(params)}: "
@@ -101,28 +101,47 @@ class ResumePoint:
             )
         _check_hyper(where, group, lr, weight_decay)
         for index, slots in state.items():
-            if index not in indices or not isinstance(slots, dict):
+            if type(index) is not int or index not in indices or not isinstance(slots, dict):
                 raise CheckpointError(f"{where}: state for parameter {index!r} that the group does not hold")
-            shape = params[indices.index(index)].shape
-            for name in MOMENTS:
-                value = slots.get(name)
-                if not isinstance(value, torch.Tensor) or value.shape != shape:
-                    found = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                    raise CheckpointError(
-                        f"{where}: {name} of parameter {index} is {found}, expected a tensor of shape "
-                        f"{tuple(shape)}: the optimiser state does not fit this model"
-                    )
-                if not bool(torch.isfinite(value).all()):
-                    raise CheckpointError(f"{where}: {name} of parameter {index} holds NaN or inf")
-            step = slots.get("step")
-            step_value = float(step) if isinstance(step, torch.Tensor | int | float) else math.nan
-            if not (math.isfinite(step_value) and step_value >= 0):
-                raise CheckpointError(f"{where}: step of parameter {index} is {step!r}, not a count")
+            _check_slots(where, index, slots, params[indices.index(index)].shape)
         try:  # what torch itself checks (group sizes, keys), on a throwaway optimiser
             torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay).load_state_dict(self.optimizer_state)
-        except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as err:
+        except Exception as err:  # noqa: BLE001 - untrusted content: torch's errors vary with it
             reason = " ".join(str(err).split())
             raise CheckpointError(f"{where}: does not fit this run's optimiser ({reason})") from None
+
+
+def _check_slots(where: Path, index: int, slots: dict[str, Any], shape: torch.Size) -> None:
+    """One parameter's AdamW state: two finite moments of its shape and a non-negative step count."""
+    for name in MOMENTS:
+        value = slots.get(name)
+        if not isinstance(value, torch.Tensor) or value.shape != shape:
+            found = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise CheckpointError(
+                f"{where}: {name} of parameter {index} is {found}, expected a tensor of shape "
+                f"{tuple(shape)}: the optimiser state does not fit this model"
+            )
+        if not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{where}: {name} of parameter {index} holds NaN or inf")
+    step = slots.get("step")
+    if not math.isfinite(_count(step)) or _count(step) < 0:
+        raise CheckpointError(f"{where}: step of parameter {index} is {step!r}, not a count")
+
+
+def _count(value: Any) -> float:
+    """A plain number or a one-element real tensor as a float; NaN for anything else."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_complex():
+        return float(value)
+    return math.nan
+
+
+def _sorted_ints(values: list[Any]) -> list[int] | None:
+    """The values sorted, if all are plain integers (parameter indices), else None."""
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return sorted(values)
+    return None
 
 
 def _check_hyper(where: Path, group: dict[str, Any], lr: float, weight_decay: float) -> None:
