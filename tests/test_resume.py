@@ -281,11 +281,12 @@ def test_the_undamaged_folder_resumes_and_keeps_its_history(base: dict[str, Path
     history = json.loads((run / "metrics.json").read_text())["history"]
     same = runner.invoke(app, ["finetune", "--resume", str(run), "--lr", "0.001", "--method", "read"])
     assert same.exit_code == 0, same.output  # options equal to the recorded ones are accepted
-    result = runner.invoke(app, ["finetune", "--resume", str(run), "--epochs", "3", "--device", "cpu"])
+    result = runner.invoke(app, ["finetune", "--resume", str(run), "--epochs", "3", "--device", "auto"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["history"][:EPOCHS] == history and len(metrics["history"]) == 3
-    assert json.loads((run / "run.json").read_text())["train"]["epochs"] == 3  # recorded for the next resume
+    recorded = json.loads((run / "run.json").read_text())["train"]
+    assert (recorded["epochs"], recorded["device"]) == (3, "auto")  # applied and recorded for the next resume
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["LATEST", "epoch-0003"]
 
 
@@ -330,3 +331,16 @@ def test_resume_from_another_directory_uses_the_recorded_absolute_paths(
     # the same data given again, relative to this directory, is the recorded data: accepted
     again = runner.invoke(app, ["finetune", "--resume", "../work/run", "--data", "../work/data"])
     assert again.exit_code == 0, again.output
+
+
+def test_pruning_removes_only_earlier_checkpoints(tmp_path: Path) -> None:
+    from readcli.training.checkpoint import LoopState, save_checkpoint
+
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.AdamW(model.parameters())
+    for epoch in (5, 1):  # a later one (as a kill before LATEST moved on leaves), and an earlier one
+        save_checkpoint(tmp_path, model, optimizer, LoopState(epochs_done=epoch))
+    save_checkpoint(tmp_path, model, optimizer, LoopState(epochs_done=3))
+    names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert names == ["LATEST", "epoch-0003", "epoch-0005"]
+    assert (tmp_path / "checkpoints" / "LATEST").read_text() == "epoch-0003\n"
