@@ -12,6 +12,7 @@ long as a maintainer likes. docs/reliability.md, "Resume and run folders".
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,6 +27,8 @@ from typer.testing import CliRunner
 from readcli.cli import app
 
 runner = CliRunner()
+# a file to which every example appends its outcome (a long run's tally survives stopping it)
+RECORD = os.environ.get("READCLI_FUZZ_RECORD")
 OPERATIONS = ("delete", "empty", "truncate", "garble", "replace", "folder", "json", "line", "name", "copy")
 # what LATEST is set to by "name": checkpoint-like names, paths out of the folder, odd spacing
 NAMES = st.sampled_from(
@@ -156,8 +159,16 @@ def test_a_damaged_run_folder_is_refused_unchanged_or_resumed_with_its_history(
         if result.exit_code == 0:
             history = json.loads((run / "metrics.json").read_text())["history"]
             assert history[:EPOCHS] == fuzz_base["history"]
+            _record("resumed", "")
             return
         assert result.exit_code == 1, result.output
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), lines
         assert digest(run) == before, lines[0]
+        _record("refused", lines[0].replace(str(run), "RUN"))
+
+
+def _record(outcome: str, line: str) -> None:
+    if RECORD:
+        with open(RECORD, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"outcome": outcome, "error": line}) + "\n")
