@@ -80,3 +80,17 @@ def test_a_fresh_domain_run_that_fails_at_once_leaves_no_out(
     line = _one_line(runner.invoke(app, _args(domains_run["data"], backbone, out)))
     assert "NaN or inf weights" in line
     assert not (tmp_path / "new").exists()
+
+
+def test_a_finished_domain_with_a_damaged_metrics_file_is_refused_not_reused(
+    domains_run: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    out = tmp_path / "runs"
+    shutil.copytree(domains_run["out"], out)
+    (out / "dog" / "metrics.json").write_text(json.dumps({"history": [1], "best": {}}))
+    before = digest(out)
+    line = _one_line(runner.invoke(app, ["finetune", "--resume", str(out)]))
+    assert "dog" in line and "metrics.json" in line
+    assert digest(out) == before

@@ -116,8 +116,8 @@ def run_domains(
     names = train_domains(request.data)
     base = replace(request, domain="all", train=replace(request.train, select_metric=average_metric(dataset)))
     base = with_absolute_paths(finetune.with_task_defaults(base))
-    _check_against_recorded(base, out, names, resume=resume)
     prefix = average_metric(dataset).removesuffix("-avg")
+    _check_against_recorded(base, out, names, prefix, resume=resume)
     rows: list[DomainRow] = []
     keep = lambda: any((out / name / CHECKPOINTS / LATEST).exists() for name in names)  # noqa: E731
     owned = (REQUEST_FILE, TABLE_FILE, *names)
@@ -134,7 +134,7 @@ def run_domains(
 
 
 def _check_against_recorded(
-    base: finetune.FinetuneRequest, out: Path, names: list[str], *, resume: bool
+    base: finetune.FinetuneRequest, out: Path, names: list[str], prefix: str, *, resume: bool
 ) -> None:
     """Before anything is written: the request agrees with OUT's recorded one (a rerun or --resume
     continues it), and on resume every unfinished domain's folder passes the resume checks."""
@@ -146,7 +146,8 @@ def _check_against_recorded(
         return
     for domain in names:
         run_dir = out / domain
-        if (run_dir / finetune.RUN_FILE).is_file() and _finished_metrics(run_dir, base.train.epochs) is None:
+        finished = _finished_metrics(run_dir, base.train.epochs, f"{prefix}-{domain}")
+        if (run_dir / finetune.RUN_FILE).is_file() and finished is None:
             finetune.check_resume(replace(base, domain=domain, out=str(run_dir)))
 
 
@@ -160,7 +161,7 @@ def _one_domain(
     progress: ProgressCallback | None,
 ) -> DomainRow:
     key = f"{prefix}-{domain}"
-    finished = _finished_metrics(run_dir, base.train.epochs)
+    finished = _finished_metrics(run_dir, base.train.epochs, key)
     if finished is not None:
         log.info("domain %s: finished run in %s reused", domain, run_dir)
         return DomainRow(domain, float(finished["best"][key]), finished.get("best_epoch"), True)
@@ -174,19 +175,26 @@ def _one_domain(
     return DomainRow(domain, float(result.best_metrics[key]), result.best_epoch, False)
 
 
-def _finished_metrics(run_dir: Path, epochs: int) -> dict[str, Any] | None:
-    """metrics.json of a run that trained at least `epochs` epochs, else None."""
+def _finished_metrics(run_dir: Path, epochs: int, key: str | None = None) -> dict[str, Any] | None:
+    """metrics.json of a run that trained at least `epochs` epochs (and has a value for `key`), else None.
+
+    A metrics.json that does not pass its schema is not finished: the domain's resume then refuses
+    it with the reason (readcli.training.run_folder).
+    """
+    from readcli.records import validate
+    from readcli.training.run_records import MetricsRecord
+
     path = run_dir / "metrics.json"
     if not path.is_file():
         return None
     try:
         metrics = read_json_file(path)
-    except InputFileError:  # unreadable: not finished; the domain's resume refuses it with the reason
+        record = validate(MetricsRecord, metrics, str(path))
+    except InputFileError:
         return None
-    if not isinstance(metrics, dict):
+    if len(record.history) < epochs or (key is not None and record.best.get(key) is None):
         return None
-    done = len(metrics.get("history") or [])
-    return metrics if done >= epochs and isinstance(metrics.get("best"), dict) else None
+    return dict(metrics)
 
 
 def _write_table(
