@@ -2,8 +2,9 @@
 
 Hypothesis damages a copy of one small finished run (1 to 3 mutations: delete, empty, truncate,
 garble or replace a file, turn it into a folder, change a value in a JSON record or a line of the log,
-point LATEST elsewhere, add a copy of the checkpoint under another epoch) and resumes it through the
-CLI. Either the resume is refused (exit 1, exactly one `error:` line, no traceback, the folder
+point LATEST elsewhere, add a copy of the checkpoint under another epoch, change one value of a
+well-formed optimiser state or one tensor of a well-formed safetensors file) and resumes it through
+the CLI. Either the resume is refused (exit 1, exactly one `error:` line, no traceback, the folder
 byte-for-byte unchanged), or it succeeds and the history of the two completed epochs is intact.
 Profiles (tests/conftest.py): "ci" runs a small fixed budget; HYPOTHESIS_PROFILE=long searches for as
 long as a maintainer likes. docs/reliability.md, "Resume and run folders".
@@ -19,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from run_folder_inputs import EPOCHS, digest, trained_run
+from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from readcli.cli import app
@@ -53,6 +56,8 @@ def fuzz_base(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> di
     made = trained_run(tmp_path_factory.mktemp("fuzz-run"), shared_data)
     run = made["run"]
     targets = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+    # the checkpoint's files weigh more: they are what a resume loads
+    targets += [t for t in targets if t.startswith("checkpoints/")] * 2
     history = json.loads((run / "metrics.json").read_text())["history"]
     return {"run": run, "targets": targets, "history": history}
 
@@ -90,9 +95,50 @@ def _mutate_json(data: st.DataObject, text: str) -> str:
     return json.dumps(_set(value, path, data.draw(JSON_VALUES, label="json value")))
 
 
+TENSORS = st.one_of(
+    st.lists(st.integers(0, 4), max_size=3).map(lambda shape: torch.zeros(shape)),
+    st.sampled_from([torch.tensor(float("nan")), torch.ones(3, dtype=torch.int64), torch.tensor(-1.0)]),
+)
+
+
+def _mutate_optimizer(data: st.DataObject, path: Path) -> None:
+    """A well-formed optimiser state with one value changed: a tensor, a number, a type or a key."""
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception:  # noqa: BLE001 - already damaged by an earlier mutation
+        return
+    where = data.draw(st.sampled_from(_paths(state)), label="optimizer path")
+    torch.save(_set(state, where, data.draw(TENSORS | JSON_VALUES, label="optimizer value")), path)
+
+
+def _mutate_tensors(data: st.DataObject, path: Path) -> None:
+    """Well-formed safetensors with one tensor dropped, reshaped, retyped, made NaN, or one added."""
+    try:
+        tensors = load_file(path)
+    except Exception:  # noqa: BLE001 - already damaged by an earlier mutation
+        return
+    name = data.draw(st.sampled_from(sorted(tensors)), label="tensor")
+    change = data.draw(st.sampled_from(["drop", "shape", "dtype", "nan", "extra"]), label="tensor change")
+    if change == "drop":
+        del tensors[name]
+    elif change == "shape":
+        tensors[name] = data.draw(TENSORS, label="new tensor").float()
+    elif change == "dtype":
+        tensors[name] = tensors[name].to(torch.float16 if data.draw(st.booleans()) else torch.int32)
+    elif change == "nan":
+        tensors[name] = tensors[name].clone().flatten().index_fill(0, torch.tensor([0]), float("nan"))
+        tensors[name] = tensors[name].reshape(load_file(path)[name].shape)
+    else:
+        tensors["extra.weight"] = torch.zeros(2)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+
+
 def _mutate(data: st.DataObject, run: Path, target: str) -> None:
     path = run / target
     if not path.exists():
+        return
+    if path.name in ("optimizer.pt", "trainable.safetensors") and data.draw(st.booleans(), label="in form"):
+        (_mutate_optimizer if path.suffix == ".pt" else _mutate_tensors)(data, path)
         return
     operation = data.draw(st.sampled_from(OPERATIONS), label=f"operation on {target}")
     if operation == "copy":  # another checkpoint folder beside the real one (older, next, or far ahead)
