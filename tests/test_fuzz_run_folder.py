@@ -143,12 +143,13 @@ def _mutate(data: st.DataObject, run: Path, target: str) -> None:
     operation = data.draw(st.sampled_from(OPERATIONS), label=f"operation on {target}")
     if operation == "copy":  # another checkpoint folder beside the real one (older, next, or far ahead)
         number = data.draw(st.integers(1, 6), label="copied checkpoint's epoch")
-        copy = run / "checkpoints" / f"epoch-{number:04d}"
-        if not copy.exists():
-            shutil.copytree(run / "checkpoints" / "epoch-0002", copy)
+        source, copy = run / "checkpoints" / "epoch-0002", run / "checkpoints" / f"epoch-{number:04d}"
+        if source.is_dir() and not copy.exists():
+            shutil.copytree(source, copy)
         return
     if operation == "name":
-        (run / "checkpoints").mkdir(exist_ok=True)
+        if not (run / "checkpoints").is_dir():
+            return
         latest = run / "checkpoints" / "LATEST"
         if latest.is_dir():
             shutil.rmtree(latest)
