@@ -84,7 +84,10 @@ def _set(value: Any, path: tuple[Any, ...], new: Any) -> Any:
 
 
 def _mutate_json(data: st.DataObject, text: str) -> str:
-    value = json.loads(text)
+    try:
+        value = json.loads(text)
+    except ValueError:  # already damaged by an earlier mutation: left as it is
+        return text
     path = data.draw(st.sampled_from(_paths(value)), label="json path")
     if path and data.draw(st.booleans(), label="drop the field") and isinstance(path[-1], str):
         parent = path[:-1]
@@ -177,9 +180,9 @@ def _mutate(data: st.DataObject, run: Path, target: str) -> None:
         path.unlink()
         path.mkdir()
     elif operation == "json" and path.suffix == ".json":
-        path.write_text(_mutate_json(data, raw.decode()))
-    elif operation == "line" and path.suffix == ".jsonl":
-        lines = raw.decode().splitlines()
+        path.write_text(_mutate_json(data, raw.decode(errors="replace")))
+    elif operation == "line" and path.suffix == ".jsonl" and raw.strip():
+        lines = raw.decode(errors="replace").splitlines()
         index = data.draw(st.integers(0, len(lines) - 1), label="line")
         if data.draw(st.booleans(), label="change a value of the line"):
             lines[index] = _mutate_json(data, lines[index])
