@@ -344,3 +344,19 @@ def test_pruning_removes_only_earlier_checkpoints(tmp_path: Path) -> None:
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["LATEST", "epoch-0003", "epoch-0005"]
     assert (tmp_path / "checkpoints" / "LATEST").read_text() == "epoch-0003\n"
+
+
+def test_the_run_file_schema_names_exactly_the_request_fields() -> None:
+    """run.json is read by RunRecord: a field added to FinetuneRequest or TrainSettings must be added
+    there too, or a run that records it could never be resumed."""
+    from dataclasses import fields
+
+    from readcli.pipelines.finetune import FinetuneRequest
+    from readcli.training.loop import TrainSettings
+    from readcli.training.run_records import RunRecord, TrainRecord
+
+    assert set(RunRecord.model_fields) == {f.name for f in fields(FinetuneRequest)}
+    assert set(TrainRecord.model_fields) == {f.name for f in fields(TrainSettings)}
+    request = FinetuneRequest(data="/d", out="/o")
+    assert FinetuneRequest.from_json({"data": "/d", "out": "/o"}, Path("run.json")) == request
+    assert FinetuneRequest.from_json(request.to_json(), Path("run.json")) == request

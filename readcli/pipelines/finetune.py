@@ -78,9 +78,11 @@ class FinetuneRequest:
         from readcli.records import validate
         from readcli.training.run_records import RunRecord
 
-        record = validate(RunRecord, data, str(source)).model_dump()
+        # only the fields the file holds: a field an older run.json lacks takes the dataclass's default
+        record = validate(RunRecord, data, str(source)).model_dump(exclude_unset=True)
+        train = record.pop("train", {})
         try:
-            return cls(**{**record, "train": TrainSettings(**record["train"])})
+            return cls(**record, train=TrainSettings(**train))
         except InvalidValueError as err:
             raise InputFileError(f"{source}: {err}") from None
 

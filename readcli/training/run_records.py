@@ -61,7 +61,12 @@ class LogRecord(Record):
 
 
 class TrainRecord(Record):
-    """run.json's `train`: readcli.training.loop.TrainSettings (its own checks give the ranges)."""
+    """run.json's `train`: readcli.training.loop.TrainSettings (its own checks give the ranges).
+
+    The defaults here only make a field optional: a field the file lacks takes the dataclass's own
+    default (FinetuneRequest.from_json reads only the fields set). tests/test_resume.py checks that
+    these schemas name exactly the dataclasses' fields.
+    """
 
     epochs: Integer = 10
     lr: Finite = 1e-4
