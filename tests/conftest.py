@@ -15,6 +15,20 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+# Hypothesis: "ci" (the default) runs a small fixed, derandomised example budget so the suite stays fast
+# and deterministic; HYPOTHESIS_PROFILE=long is a maintainer's long search (HYPOTHESIS_MAX_EXAMPLES
+# examples per test, default 5000). docs/reliability.md.
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True, print_blob=True)
+hypothesis_settings.register_profile(
+    "long",
+    max_examples=int(os.environ.get("HYPOTHESIS_MAX_EXAMPLES", "5000")),
+    deadline=None,
+    print_blob=True,
+)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 

@@ -314,3 +314,19 @@ def test_a_nan_loss_stops_naming_step_and_part_and_keeps_the_last_good_checkpoin
     monkeypatch.undo()
     resumed = runner.invoke(app, ["finetune", "--resume", str(run), "--epochs", "1"])
     assert resumed.exit_code == 0, resumed.output  # the kept checkpoint loads
+
+
+# --- an extract whose every input fails creates no --out ---
+
+
+def test_extract_of_a_truncated_video_is_refused_without_creating_out(
+    tiny_clip: Path, shared_data: Path, tmp_path: Path
+) -> None:
+    videos = bad_videos(tmp_path / "made", shared_data / "videos" / "book.mp4")
+    out = tmp_path / "new" / "feats"
+    args = ["extract", str(videos["truncated"]), "--out", str(out), "--clip-model", TINY_CLIP,
+            "--clip-weights", str(tiny_clip), "--device", "cpu"]  # fmt: skip
+    result = runner.invoke(app, args, env={"READCLI_CACHE": str(tmp_path / "cache")})
+    assert result.exit_code == 1, result.output
+    assert "truncated.mp4" in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "new").exists()

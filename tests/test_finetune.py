@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import reliability_inputs
 import torch
@@ -140,3 +143,116 @@ def test_features_of_the_wrong_width_are_refused(grounding_dir: Path, tmp_path: 
                                  "--backbone", str(wide)])  # fmt: skip
     assert result.exit_code == 1
     assert "expected 34, found 18" in result.stderr
+
+
+# --- a fresh run that fails before its first checkpoint leaves nothing it created ---
+
+
+def _damaged_data(source: Path, root: Path, array: np.ndarray) -> Path:
+    data = root / "data"
+    shutil.copytree(source, data)
+    first = sorted((data / "video_features" / "clip").glob("*.npz"))[0]
+    np.savez(first, features=array)
+    return data
+
+
+def _fresh_args(data: Path, backbone: Path, out: Path) -> list[str]:
+    return ["finetune", "--data", str(data), "--backbone", str(backbone), "--out", str(out), "--epochs", "1",
+            "--batch-size", "4", "--device", "cpu"]  # fmt: skip
+
+
+def _one_error_line(result: Any) -> str:
+    assert result.exit_code == 1, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "Traceback" not in result.output
+    return str(line)
+
+
+@pytest.mark.parametrize(
+    "array, needle",
+    [
+        (np.full((75, 16), np.nan, dtype=np.float32), "NaN or inf"),
+        (np.array([["a"] * 16] * 75), ".npz"),  # the file is named; the wording is the reader's
+    ],
+    ids=["nan-features", "string-features"],
+)
+def test_a_fresh_run_refused_for_bad_features_leaves_no_out(
+    grounding_dir: Path, tiny_backbone: Path, tmp_path: Path, array: np.ndarray, needle: str
+) -> None:
+    data = _damaged_data(grounding_dir, tmp_path, array)
+    out = tmp_path / "new" / "run"  # its parent is created too, and removed again
+    line = _one_error_line(runner.invoke(app, _fresh_args(data, tiny_backbone, out)))
+    assert needle in line
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_fresh_run_into_an_existing_folder_removes_only_its_own_files(
+    grounding_dir: Path, tiny_backbone: Path, tmp_path: Path
+) -> None:
+    data = _damaged_data(grounding_dir, tmp_path, np.full((75, 16), np.nan, dtype=np.float32))
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's own file\n")
+    _one_error_line(runner.invoke(app, _fresh_args(data, tiny_backbone, out)))
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+def test_an_all_nan_backbone_is_named_not_blamed_on_the_learning_rate(
+    grounding_dir: Path, tmp_path: Path
+) -> None:
+    model = build_backbone(tiny_moment_detr_config())
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(float("nan"))
+    save_backbone(model, tmp_path / "nan-backbone")
+    out = tmp_path / "run"
+    line = _one_error_line(runner.invoke(app, _fresh_args(grounding_dir, tmp_path / "nan-backbone", out)))
+    assert "nan-backbone holds NaN or inf weights" in line and "--lr" not in line
+    assert not out.exists()
+
+
+def test_a_nan_loss_at_the_first_step_is_not_blamed_on_the_learning_rate(
+    grounding_dir: Path, tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from readcli.training import grounding_task
+    from readcli.training.loop import StepOutput
+
+    original = grounding_task.GroundingTask.train_step
+
+    def poisoned(self: Any, model: Any, batch: Any, device: Any) -> StepOutput:
+        output = original(self, model, batch, device)
+        return StepOutput(total=output.total * float("nan"), parts=output.parts)
+
+    monkeypatch.setattr(grounding_task.GroundingTask, "train_step", poisoned)
+    out = tmp_path / "run"
+    line = _one_error_line(runner.invoke(app, _fresh_args(grounding_dir, tiny_backbone, out)))
+    assert "first step, before any weight update" in line and "learning rate is not the cause" in line
+    assert not out.exists()
+
+
+def test_a_fresh_run_refuses_an_out_holding_a_trained_bundle(
+    grounding_dir: Path, tiny_backbone: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    (out / "best").mkdir(parents=True)
+    (out / "best" / "adapter_config.json").write_text("{}")
+    line = _one_error_line(runner.invoke(app, _fresh_args(grounding_dir, tiny_backbone, out)))
+    assert "already holds best" in line
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["best", "best/adapter_config.json"]
+
+
+def test_a_full_disk_at_the_first_checkpoint_leaves_the_users_empty_folder_as_it_was(
+    grounding_dir: Path, tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import readcli.training.checkpoint as checkpoint
+    from readcli.errors import OutputFileError
+
+    def full(path: Any, data: bytes) -> None:
+        raise OutputFileError(f"cannot write {path}: no space left on the device")
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", full)
+    out = tmp_path / "mine"
+    (out / "checkpoints").mkdir(parents=True)  # an empty checkpoints/ is not a run: a new run may use it
+    line = _one_error_line(runner.invoke(app, _fresh_args(grounding_dir, tiny_backbone, out)))
+    assert "no space left" in line
+    assert [str(p.relative_to(out)) for p in out.rglob("*")] == ["checkpoints"]  # staging removed too

@@ -27,6 +27,7 @@ from readcli.pipelines.finetune import BEST_DIR, FinetuneRequest, RecordedRun
 from readcli.training.grounding_loss import GroundingLossWeights
 from readcli.training.grounding_predict import PredictionSettings
 from readcli.training.grounding_task import GroundingTask
+from readcli.training.guards import require_finite_weights
 from readcli.training.highlight_task import DATASET_FORMATS, HighlightTask, average_metric, check_dataset
 from readcli.training.loop import EvalOutput, seed_everything
 
@@ -84,6 +85,7 @@ def prepare_grounding_run(request: FinetuneRequest, pvla: PVLASettings | None) -
     )
     dataset = _highlight_dataset(request, train_split.dataset.annotations[0].format)
     model = load_backbone(request.backbone)
+    require_finite_weights(model, f"backbone {request.backbone}")  # before --out exists, not blamed on --lr
     config: Any = model.config  # MomentDETRConfig or UMTConfig: both name their input widths so
     train_split.spec.require_input_dims(
         video_dim=config.v_feat_dim,

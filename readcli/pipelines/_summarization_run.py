@@ -18,6 +18,7 @@ from readcli.backbones.vision_guided_io import load_vision_guided
 from readcli.data.how2 import How2Dataset, How2Limits, load_how2_split
 from readcli.fileio import atomic_write_text
 from readcli.pipelines.finetune import BEST_DIR, FinetuneRequest, RecordedRun
+from readcli.training.guards import require_finite_weights
 from readcli.training.loop import EvalOutput, seed_everything
 from readcli.training.summarization_task import SummarizationTask
 
@@ -69,6 +70,7 @@ def prepare_summarization_run(request: FinetuneRequest, pvla: PVLASettings | Non
     generation = generation_settings(request)  # validates before any heavy work
     seed_everything(request.train.seed)  # a new fusion head's initialisation is part of the run's seed
     model = load_vision_guided(request.backbone, video_dim=request.video_dim, fusion=request.fusion_options)
+    require_finite_weights(model, f"backbone {request.backbone}")  # before --out exists, not blamed on --lr
     limits = How2Limits(video_dim=model.config.video_dim)
     train_split = load_how2_split(
         request.data,

@@ -8,6 +8,7 @@ callback; nothing is printed. See docs/features.md for the file layout and every
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -127,6 +128,16 @@ def _validate(request: ExtractRequest) -> Shard | None:
     return parse_shard(request.shard)
 
 
+def _check_out_creatable(out: Path) -> None:
+    existing = Path(os.path.abspath(out))
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputFileError(f"--out {out}: cannot create the folder ({existing} is not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputFileError(f"--out {out}: cannot create the folder (permission denied in {existing})")
+
+
 def _video_plan(run: _Run, spec: EncoderSpec, sources: list[Source]) -> list[Source]:
     """Report collisions and current features; return the sources still to extract."""
     wanted = settings(spec, kind="video", clip_len=run.request.clip_len)
@@ -244,10 +255,9 @@ def run(
     queries = all_queries if shard is None else all_queries[shard.index :: shard.count]
     if encoder is None:
         encoder = ClipEncoder.load(request.clip_model, request.clip_weights, device=request.device)
-    try:
-        request.out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputFileError(f"--out {request.out_dir}: cannot create the folder ({err.strerror})") from None
+    # --out is created by the first file written (readcli.fileio), so a run whose every input fails
+    # (e.g. a truncated video) leaves no empty --out behind; here only whether it can be created
+    _check_out_creatable(request.out_dir)
     state = _Run(request, progress or (lambda event: None))
     for problem in arg_problems:
         arg = problem.split(": ", 1)[0]

@@ -2,7 +2,9 @@
 
 RUN_DIR holds: run.json (the request, so `--resume RUN_DIR` needs nothing else), checkpoints/ (every
 epoch, for resume), best/ (the best adapter bundle), best_val_preds.jsonl, metrics.json and
-train_log.jsonl. Every file is written atomically. See docs/training.md.
+train_log.jsonl. Every file is written atomically. A resume checks the whole folder, and that its
+options agree with run.json, before it writes anything (readcli.training.run_folder); a fresh run
+that fails before its first checkpoint removes what it created. See docs/training.md.
 """
 
 from __future__ import annotations
@@ -14,9 +16,18 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from readcli.errors import InputFileError, InvalidValueError, choices_text, reject_unknown_keys
-from readcli.fileio import atomic_write_json, atomic_write_text, write_failure
+from readcli.errors import InputFileError, InvalidValueError, choices_text
+from readcli.fileio import atomic_write_json, atomic_write_text, finite_or_null
+from readcli.pipelines.run_dir import (
+    RUN_FILE,
+    check_fresh_out,
+    check_resume_settings,
+    removed_on_failure,
+    start_run_dir,
+    with_absolute_paths,
+)
 from readcli.training.loop import ProgressCallback, TrainSettings
+from readcli.training.resume_point import ResumePoint
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +36,6 @@ TASKS = ("tlg", "vls")
 SELECT_METRICS: dict[str, str] = {"tlg": "MR-full-mAP", "vls": "rougeL"}
 # the backbone used when the request keeps another task's default
 DEFAULT_BACKBONES: dict[str, str] = {"tlg": "moment-detr-clip", "vls": "bart-base-vg"}
-RUN_FILE = "run.json"
 BEST_DIR = "best"
 
 
@@ -65,14 +75,18 @@ class FinetuneRequest:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], source: Path) -> FinetuneRequest:
+    def from_json(cls, data: Any, source: Path) -> FinetuneRequest:
+        """The request a run.json holds, checked by its schema (readcli.training.run_records)."""
+        from readcli.records import validate
+        from readcli.training.run_records import RunRecord
+
+        # only the fields the file holds: a field an older run.json lacks takes the dataclass's default
+        record = validate(RunRecord, data, str(source)).model_dump(exclude_unset=True)
+        train = record.pop("train", {})
         try:
-            reject_unknown_keys(cls, data, "run fields")
+            return cls(**record, train=TrainSettings(**train))
         except InvalidValueError as err:
             raise InputFileError(f"{source}: {err}") from None
-        values = dict(data)
-        values["train"] = TrainSettings(**values.get("train", {}))
-        return cls(**values)
 
 
 @dataclass
@@ -90,24 +104,42 @@ class FinetuneResult:
 
 
 def resume_request(
-    run_dir: str | Path, *, epochs: int | None = None, device: str | None = None
+    run_dir: str | Path,
+    *,
+    epochs: int | None = None,
+    device: str | None = None,
+    changes: dict[str, Any] | None = None,
 ) -> FinetuneRequest:
-    """The request saved in RUN_DIR, optionally with more epochs or another device."""
-    path = Path(run_dir) / RUN_FILE
+    """The request saved in RUN_DIR, with more epochs or another device, and `changes` (options given
+    again on resume, by field name; `run` refuses those that differ from the recorded ones)."""
+    request = read_run_file(Path(run_dir) / RUN_FILE)
+    return apply_changes(request, epochs=epochs, device=device, changes=changes, out=run_dir)
+
+
+def read_run_file(path: Path) -> FinetuneRequest:
+    from readcli.records import read_json_file
+
     if not path.is_file():
         raise InputFileError(
-            f"cannot resume: {path} not found (is {run_dir} a readcli finetune run directory?)"
+            f"cannot resume: {path} not found (is {path.parent} a readcli finetune run directory?)"
         )
-    try:
-        request = FinetuneRequest.from_json(json.loads(path.read_text(encoding="utf-8")), path)
-    except (json.JSONDecodeError, TypeError) as err:
-        raise InputFileError(f"cannot resume: {path} is not a valid run file ({err})") from None
-    train = request.train
-    if epochs is not None:
-        train = replace(train, epochs=epochs)
-    if device is not None:
-        train = replace(train, device=device)
-    return replace(request, out=str(run_dir), train=train)
+    return FinetuneRequest.from_json(read_json_file(path), path)
+
+
+def apply_changes(
+    request: FinetuneRequest,
+    *,
+    epochs: int | None,
+    device: str | None,
+    changes: dict[str, Any] | None,
+    out: str | Path,
+) -> FinetuneRequest:
+    train_fields = set(asdict(request.train))
+    changes = {**(changes or {}), **({"epochs": epochs} if epochs is not None else {})}
+    changes.update({"device": device} if device is not None else {})
+    train = replace(request.train, **{k: v for k, v in changes.items() if k in train_fields})
+    top = {k: v for k, v in changes.items() if k not in train_fields}
+    return replace(request, **top, out=str(out), train=train)
 
 
 def _check_request(request: FinetuneRequest, *, resume: bool) -> Path:
@@ -120,11 +152,25 @@ def _check_request(request: FinetuneRequest, *, resume: bool) -> Path:
     out = Path(request.out)
     if out.exists() and not out.is_dir():
         raise InvalidValueError(f"--out {out} exists and is not a directory")
-    if not resume and (out / RUN_FILE).exists():
-        raise InvalidValueError(
-            f"--out {out} already holds a run: continue it with --resume {out}, or choose another --out"
-        )
+    if not resume:
+        check_fresh_out(out)
     return out
+
+
+def check_resume(request: FinetuneRequest) -> ResumePoint:
+    """What `run(request, resume=True)` checks before loading anything heavy (no model: the tensors'
+    fit is checked once the model is built)."""
+    out = _check_request(request, resume=True)
+    return _resume_point(with_absolute_paths(with_task_defaults(request)), out)
+
+
+def _resume_point(request: FinetuneRequest, out: Path) -> ResumePoint:
+    """The run folder checked whole, and the request checked against its run.json: nothing written."""
+    from readcli.training.run_folder import inspect_run_folder
+
+    recorded = with_absolute_paths(read_run_file(out / RUN_FILE))
+    check_resume_settings(request.to_json(), recorded.to_json(), out / RUN_FILE)
+    return inspect_run_folder(out, request.train.epochs, recorded_epochs=recorded.train.epochs)
 
 
 def run(
@@ -141,8 +187,9 @@ def run(
 
     with process_group(request.train.device) as job:
         out = _check_request(request, resume=resume)
-        request = with_task_defaults(request)
+        request = with_absolute_paths(with_task_defaults(request))
         pvla = _pvla_settings(request)  # validates before any heavy work
+        point = _resume_point(request, out) if resume else None
         run: Any
         if request.task == "vls":
             from readcli.pipelines._summarization_run import prepare_summarization_run
@@ -150,14 +197,15 @@ def run(
             run = prepare_summarization_run(request, pvla)
         else:
             run = prepare_grounding_run(request, pvla)
-        job.barrier()  # every rank has checked that --out holds no run before rank 0 writes one
-        if job.is_main:
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-            except OSError as err:  # e.g. --out under a folder the user cannot write
-                raise write_failure(out / RUN_FILE, err) or err from None
-            atomic_write_json(out / RUN_FILE, request.to_json())
-        return replace(run.train(out, resume=resume, progress=progress), rank=job.rank)
+        if point is not None:  # the checkpoint against the rebuilt model, before the first write
+            steps = run.task.num_train_batches(request.train.batch_size)
+            point.check_fits(run.model, request.train.lr, request.train.weight_decay, steps)
+        job.barrier()  # every rank has checked --out (and the run folder) before rank 0 writes
+        with removed_on_failure(out, enabled=job.is_main and not resume):
+            if job.is_main:
+                start_run_dir(out, request.to_json())
+            result = run.train(out, point=point, progress=progress)
+        return replace(result, rank=job.rank)
 
 
 def with_task_defaults(request: FinetuneRequest) -> FinetuneRequest:
@@ -183,24 +231,18 @@ def _pvla_settings(request: FinetuneRequest) -> Any:
 class JsonlLog:
     """The training log: one JSON object per line, appended and flushed as the run goes.
 
-    On resume, records from epochs after the checkpoint are dropped first (they will be replayed).
+    `kept`: the text to start from (on resume, the checked lines of the epochs up to the checkpoint:
+    later epochs are replayed); None starts an empty log. NaN and inf are written as null, so every
+    line is standard JSON that a resume can check.
     """
 
-    def __init__(self, path: Path, *, keep_epochs_upto: int | None) -> None:
+    def __init__(self, path: Path, *, kept: str | None) -> None:
         self.path = path
-        if keep_epochs_upto is not None and path.is_file():
-            kept = [
-                line
-                for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("epoch", 0) <= keep_epochs_upto
-            ]
-            atomic_write_text(path, "".join(line + "\n" for line in kept))
-        elif keep_epochs_upto is None:
-            atomic_write_text(path, "")
+        atomic_write_text(path, kept or "")
 
     def __call__(self, record: dict[str, Any]) -> None:
         with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+            handle.write(json.dumps(finite_or_null(record), allow_nan=False) + "\n")
 
 
 class RecordedRun:
@@ -218,13 +260,15 @@ class RecordedRun:
     def _save_best(self, out: Path, model: Any, evaluation: Any, epoch: int) -> None:
         raise NotImplementedError
 
-    def train(self, out: Path, *, resume: bool, progress: ProgressCallback | None) -> FinetuneResult:
+    def train(
+        self, out: Path, *, point: ResumePoint | None, progress: ProgressCallback | None
+    ) -> FinetuneResult:
         return train_and_record(
             self.model,
             self.task,
             self.request,
             out,
-            resume=resume,
+            point=point,
             progress=progress,
             save_best=lambda model, evaluation, epoch: self._save_best(out, model, evaluation, epoch),
             skipped_missing=self.skipped_missing,
@@ -237,29 +281,25 @@ def train_and_record(
     request: FinetuneRequest,
     out: Path,
     *,
-    resume: bool,
+    point: ResumePoint | None,
     progress: ProgressCallback | None,
     save_best: Callable[[Any, Any, int], None],
     skipped_missing: int,
 ) -> FinetuneResult:
     """Run the loop for any task, keep its log and metrics.json in RUN_DIR, and summarise the run.
 
-    Under several processes only rank 0 keeps the log and writes metrics.json.
+    `point`: the checked run folder to continue (None: a fresh run). Under several processes only
+    rank 0 keeps the log and writes metrics.json.
     """
     from readcli.adapters import count_parameters
-    from readcli.training.checkpoint import latest_checkpoint
     from readcli.training.distributed import current
     from readcli.training.loop import train
 
     main = current().is_main
-    checkpoint = latest_checkpoint(out) if resume else None
-    epochs_done = int(checkpoint.name.split("-")[1]) if checkpoint is not None else None
-    log_file = (
-        JsonlLog(out / "train_log.jsonl", keep_epochs_upto=epochs_done if resume else None) if main else None
-    )
+    log_file = JsonlLog(out / "train_log.jsonl", kept=point.log_text if point else None) if main else None
     result = train(
         model, task, request.train, out,
-        resume=resume, progress=progress, save_best=save_best, write_log=log_file,
+        resume=point or False, progress=progress, save_best=save_best, write_log=log_file,
     )  # fmt: skip
     count = count_parameters(model)
     history = result.state.history

@@ -11,7 +11,6 @@ atomically). docs/umt.md.
 
 from __future__ import annotations
 
-import json
 import logging
 import statistics
 from collections.abc import Callable
@@ -22,6 +21,9 @@ from typing import Any
 from readcli.errors import InputFileError, InvalidValueError
 from readcli.fileio import atomic_write_json
 from readcli.pipelines import finetune
+from readcli.pipelines.run_dir import check_resume_settings, removed_on_failure, with_absolute_paths
+from readcli.records import read_json_file
+from readcli.training.checkpoint import CHECKPOINTS, LATEST
 from readcli.training.loop import ProgressCallback
 
 log = logging.getLogger(__name__)
@@ -63,18 +65,16 @@ def is_domains_dir(path: str | Path) -> bool:
 
 
 def resume_domains_request(
-    out: str | Path, *, epochs: int | None = None, device: str | None = None
+    out: str | Path,
+    *,
+    epochs: int | None = None,
+    device: str | None = None,
+    changes: dict[str, Any] | None = None,
 ) -> finetune.FinetuneRequest:
-    """The request saved in OUT by a `--domain all` run, optionally with more epochs or another device."""
-    path = Path(out) / REQUEST_FILE
-    try:
-        request = finetune.FinetuneRequest.from_json(json.loads(path.read_text(encoding="utf-8")), path)
-    except (OSError, json.JSONDecodeError, TypeError) as err:
-        raise InputFileError(f"cannot resume: {path} is not a readable request file ({err})") from None
-    train = request.train
-    train = replace(train, epochs=epochs) if epochs is not None else train
-    train = replace(train, device=device) if device is not None else train
-    return replace(request, out=str(out), train=train)
+    """The request saved in OUT by a `--domain all` run, with more epochs or another device, and
+    `changes` (options given again; `run_domains` refuses those that differ from the recorded ones)."""
+    request = finetune.read_run_file(Path(out) / REQUEST_FILE)
+    return finetune.apply_changes(request, epochs=epochs, device=device, changes=changes, out=out)
 
 
 def train_domains(data: str) -> list[str]:
@@ -115,17 +115,40 @@ def run_domains(
     main = env_dist().is_main  # under torchrun every rank runs each domain; only rank 0 writes
     names = train_domains(request.data)
     base = replace(request, domain="all", train=replace(request.train, select_metric=average_metric(dataset)))
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / REQUEST_FILE, base.to_json())
+    base = with_absolute_paths(finetune.with_task_defaults(base))
     prefix = average_metric(dataset).removesuffix("-avg")
+    _check_against_recorded(base, out, names, prefix, resume=resume)
     rows: list[DomainRow] = []
-    for index, domain in enumerate(names):
-        if on_domain is not None:
-            on_domain(domain, index, len(names))
-        rows.append(_one_domain(base, domain, out / domain, prefix, resume=resume, progress=progress))
-        _write_table(out, dataset, prefix, rows, write=main)
+    keep = lambda: any((out / name / CHECKPOINTS / LATEST).exists() for name in names)  # noqa: E731
+    owned = (REQUEST_FILE, TABLE_FILE, *names)
+    with removed_on_failure(out, enabled=main and not resume, names=owned, keep=keep):
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(out / REQUEST_FILE, base.to_json())
+        for index, domain in enumerate(names):
+            if on_domain is not None:
+                on_domain(domain, index, len(names))
+            rows.append(_one_domain(base, domain, out / domain, prefix, resume=resume, progress=progress))
+            _write_table(out, dataset, prefix, rows, write=main)
     return _write_table(out, dataset, prefix, rows, write=main)
+
+
+def _check_against_recorded(
+    base: finetune.FinetuneRequest, out: Path, names: list[str], prefix: str, *, resume: bool
+) -> None:
+    """Before anything is written: the request agrees with OUT's recorded one (a rerun or --resume
+    continues it), and on resume every unfinished domain's folder passes the resume checks."""
+    recorded_path = out / REQUEST_FILE
+    if recorded_path.exists():
+        recorded = with_absolute_paths(finetune.read_run_file(recorded_path))
+        check_resume_settings(base.to_json(), recorded.to_json(), recorded_path)
+    if not resume:
+        return
+    for domain in names:
+        run_dir = out / domain
+        finished = _finished_metrics(run_dir, base.train.epochs, f"{prefix}-{domain}")
+        if (run_dir / finetune.RUN_FILE).is_file() and finished is None:
+            finetune.check_resume(replace(base, domain=domain, out=str(run_dir)))
 
 
 def _one_domain(
@@ -138,7 +161,7 @@ def _one_domain(
     progress: ProgressCallback | None,
 ) -> DomainRow:
     key = f"{prefix}-{domain}"
-    finished = _finished_metrics(run_dir, base.train.epochs)
+    finished = _finished_metrics(run_dir, base.train.epochs, key)
     if finished is not None:
         log.info("domain %s: finished run in %s reused", domain, run_dir)
         return DomainRow(domain, float(finished["best"][key]), finished.get("best_epoch"), True)
@@ -152,17 +175,26 @@ def _one_domain(
     return DomainRow(domain, float(result.best_metrics[key]), result.best_epoch, False)
 
 
-def _finished_metrics(run_dir: Path, epochs: int) -> dict[str, Any] | None:
-    """metrics.json of a run that trained at least `epochs` epochs, else None."""
+def _finished_metrics(run_dir: Path, epochs: int, key: str | None = None) -> dict[str, Any] | None:
+    """metrics.json of a run that trained at least `epochs` epochs (and has a value for `key`), else None.
+
+    A metrics.json that does not pass its schema is not finished: the domain's resume then refuses
+    it with the reason (readcli.training.run_folder).
+    """
+    from readcli.records import validate
+    from readcli.training.run_records import MetricsRecord
+
     path = run_dir / "metrics.json"
     if not path.is_file():
         return None
     try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        metrics = read_json_file(path)
+        record = validate(MetricsRecord, metrics, str(path))
+    except InputFileError:
         return None
-    done = len(metrics.get("history") or [])
-    return metrics if done >= epochs and isinstance(metrics.get("best"), dict) else None
+    if len(record.history) < epochs or (key is not None and record.best.get(key) is None):
+        return None
+    return dict(metrics)
 
 
 def _write_table(

@@ -6,24 +6,23 @@ Layout inside a run directory:
     checkpoints/LATEST        the name of the newest complete checkpoint (written atomically, last)
 
 A checkpoint directory is complete before LATEST names it, so a kill at any moment leaves the previous
-checkpoint as the one that loads. Older checkpoints are removed only after LATEST moves on.
-Only trainable tensors are stored (the frozen backbone is rebuilt from its own source on resume).
+checkpoint as the one that loads. Only checkpoints of earlier epochs are removed, and only after
+LATEST names the new, complete one. Only trainable tensors are stored (the frozen backbone is rebuilt
+from its own source on resume). Reading a checkpoint back, checked: readcli.training.run_folder.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 
-from readcli.errors import CheckpointError
 from readcli.fileio import (
     atomic_open,
     atomic_write_bytes,
@@ -36,6 +35,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 LATEST = "LATEST"
+CHECKPOINT_NAME = re.compile(r"epoch-(\d{4,9})")  # the folder names save_checkpoint writes
 
 
 @dataclass
@@ -79,46 +79,31 @@ def save_checkpoint(
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     atomic_write_text(root / LATEST, name + "\n")
-    for old in root.iterdir():  # keep only the newest complete checkpoint
-        if old.is_dir() and old.name != name and old.name.startswith("epoch-"):
-            shutil.rmtree(old, ignore_errors=True)
+    _prune_older(root, state.epochs_done)
     return target
 
 
+def _prune_older(root: Path, epochs_done: int) -> None:
+    """Remove the checkpoints of earlier epochs (LATEST already names the newer, complete one).
+
+    A later one (left by a kill between a checkpoint and its LATEST, then replayed) is never removed
+    here: it is replaced whole when its epoch's new checkpoint is complete.
+    """
+    for old in root.iterdir():
+        match = CHECKPOINT_NAME.fullmatch(old.name)
+        if match and int(match.group(1)) < epochs_done and old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint folder LATEST names, if it is a well-formed name of an existing folder (unchecked
+    contents: resume reads it through readcli.training.run_folder)."""
     pointer = run_dir / CHECKPOINTS / LATEST
     if not pointer.is_file():
         return None
-    target = run_dir / CHECKPOINTS / pointer.read_text(encoding="utf-8").strip()
-    return target if target.is_dir() else None
-
-
-def load_checkpoint(checkpoint: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> LoopState:
-    """Restore trainable tensors, optimiser state and loop state; refuse a checkpoint that does not fit."""
     try:
-        tensors = load_file(str(checkpoint / "trainable.safetensors"))
-        optimizer_state = torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=True)
-        raw = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
-    except (OSError, SafetensorError, RuntimeError, ValueError, EOFError) as err:
-        raise CheckpointError(f"cannot resume from {checkpoint}: {err}") from None
-    expected = trainable_state(model)
-    missing = sorted(set(expected) - set(tensors))
-    extra = sorted(set(tensors) - set(expected))
-    if missing or extra:
-        raise CheckpointError(
-            f"cannot resume from {checkpoint}: it does not match this model's trainable tensors "
-            f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
-            f"unexpected {extra[:3]}{'...' if len(extra) > 3 else ''}); "
-            "was the run started with other --method or --backbone settings?"
-        )
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, value in tensors.items():
-            if params[name].shape != value.shape:
-                raise CheckpointError(
-                    f"cannot resume from {checkpoint}: {name} has shape {tuple(value.shape)}, "
-                    f"the model expects {tuple(params[name].shape)}"
-                )
-            params[name].copy_(value)
-    optimizer.load_state_dict(optimizer_state)
-    return LoopState(**raw)
+        name = pointer.read_bytes()[:64].decode("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    target = run_dir / CHECKPOINTS / name
+    return target if CHECKPOINT_NAME.fullmatch(name) and target.is_dir() else None

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from readcli.errors import InvalidValueError, TrainingError
-from readcli.training.checkpoint import LoopState, latest_checkpoint, load_checkpoint, save_checkpoint
+from readcli.training.checkpoint import LoopState, save_checkpoint
 from readcli.training.distributed import (
     Dist,
     broadcast,
@@ -36,6 +36,8 @@ from readcli.training.distributed import (
     resolve_device,
     wrap,
 )
+from readcli.training.guards import first_step_guard, require_finite_weights
+from readcli.training.resume_point import ResumePoint
 from readcli.training.step import StepOutput, Stepper, autocast
 
 log = logging.getLogger(__name__)
@@ -160,7 +162,7 @@ def train(
     settings: TrainSettings,
     run_dir: Path,
     *,
-    resume: bool = False,
+    resume: bool | ResumePoint = False,
     progress: ProgressCallback | None = None,
     save_best: SaveBest | None = None,
     write_log: LogWriter | None = None,
@@ -169,7 +171,10 @@ def train(
 
     Under several processes (an initialised process group) every rank calls this alike; only rank 0
     calls `progress`, `save_best` and `write_log` and writes checkpoints. `run_dir` must be shared by
-    the ranks for resume (each rank reads the checkpoint).
+    the ranks for resume (each rank reads the checkpoint). `resume`: True reads and checks the
+    checkpoint `run_dir/checkpoints/LATEST` names (none: start at epoch 0); a `ResumePoint` is one the
+    caller has read and checked already (readcli.training.run_folder). Either is checked against the
+    model and optimiser before anything changes.
     """
     job = current()
     device = resolve_device(settings.device, local_rank=job.local_rank)
@@ -179,22 +184,24 @@ def train(
         raise TrainingError("the model has no trainable parameters: check the --method")
     if job.enabled:
         _check_shardable(task, settings, job)
+    require_finite_weights(model)
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+    steps = task.num_train_batches(settings.batch_size)
+    if steps == 0:
+        raise TrainingError("the training set is empty: nothing to train on")
     state = LoopState()
-    if resume:
-        checkpoint = latest_checkpoint(run_dir)
-        if checkpoint is not None:
-            state = load_checkpoint(checkpoint, model, optimizer)
-            log.info("resumed from %s after epoch %d", checkpoint, state.epochs_done)
+    if resume is not False:
+        point = resume if isinstance(resume, ResumePoint) else _read_point(run_dir, settings.epochs)
+        point.check_fits(model, settings.lr, settings.weight_decay, steps)
+        state = point.restore(model, optimizer)
+        if point.checkpoint is not None:
+            log.info("resumed from %s after epoch %d", point.checkpoint, state.epochs_done)
     resumed_from = state.epochs_done
     stepper = Stepper(
         wrap(model, device, job), task, optimizer, params, settings.amp, settings.grad_clip, device, job
     )
     emit = progress if progress is not None and job.is_main else (lambda event: None)
     logger = write_log if write_log is not None and job.is_main else (lambda record: None)
-    steps = task.num_train_batches(settings.batch_size)
-    if steps == 0:
-        raise TrainingError("the training set is empty: nothing to train on")
     emit(ProgressEvent("start", state.epochs_done, settings.epochs, steps=steps))
     best_metrics = _best_metrics(state)
 
@@ -204,7 +211,8 @@ def train(
         generator = torch.Generator().manual_seed(seed)
         stepper.model.train()
         for step, (batch, weight) in enumerate(_epoch_batches(task, settings.batch_size, generator, job)):
-            parts = stepper.step(batch, weight, epoch, step)
+            with first_step_guard(first=state.global_step == 0):
+                parts = stepper.step(batch, weight, epoch, step)
             state.global_step += 1
             emit(ProgressEvent("step", epoch, settings.epochs, step + 1, steps, parts=parts))
             logger({"event": "step", "epoch": epoch + 1, "step": state.global_step, **parts})
@@ -224,6 +232,12 @@ def train(
             save_checkpoint(run_dir, model, optimizer, state)
         job.barrier()  # no rank runs ahead of a checkpoint that a resume would start from
     return TrainResult(state=state, best_metrics=best_metrics, resumed_from_epoch=resumed_from)
+
+
+def _read_point(run_dir: Path, epochs: int) -> ResumePoint:
+    from readcli.training.run_folder import read_checkpoint
+
+    return read_checkpoint(run_dir, epochs)
 
 
 def _check_shardable(task: TrainTask, settings: TrainSettings, job: Dist) -> None:

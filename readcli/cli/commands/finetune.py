@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
 
 @error_boundary
 def finetune(
+    ctx: typer.Context,
     data: Annotated[Path | None, typer.Option("--data", help="Dataset directory (see docs/data.md).")] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Run directory for checkpoints, bundle, logs.")
@@ -119,10 +120,12 @@ def finetune(
     from readcli.training.distributed import env_dist
     from readcli.training.loop import TrainSettings
 
-    if resume is not None and highlights.is_domains_dir(resume):
-        request = highlights.resume_domains_request(resume, epochs=epochs, device=device)
-    elif resume is not None:
-        request = pipeline.resume_request(resume, epochs=epochs, device=device)
+    if resume is not None:
+        changes = _given_on_resume(ctx, resume)
+        if highlights.is_domains_dir(resume):
+            request = highlights.resume_domains_request(resume, epochs=epochs, device=device, changes=changes)
+        else:
+            request = pipeline.resume_request(resume, epochs=epochs, device=device, changes=changes)
     else:
         _require(data=data, out=out)
         settings = TrainSettings(
@@ -158,6 +161,41 @@ def finetune(
         result = pipeline.run(request, resume=resume is not None, progress=progress)
     if result.rank == 0:
         _render(result)
+
+
+# options that name a field of the recorded request (run.json); --epochs and --device are applied apart
+_RESUME_FIELDS = (
+    "data", "task", "backbone", "method", "bottleneck", "rnn", "pvla", "pvla_weight", "mass", "mass_mode",
+    "tau", "lr", "batch_size", "seed", "train_samples", "skip_missing", "amp", "select_metric",
+    "video_dim", "beams", "no_repeat_ngram_size", "max_summary_length", "dataset", "domain",
+)  # fmt: skip
+
+
+def _given_on_resume(ctx: typer.Context, resume: Path) -> dict[str, Any]:
+    """The options typed with --resume, by request field: the pipeline refuses any that differs from
+    the run's recorded value (docs/training.md), so none is silently ignored."""
+    import os
+
+    from readcli.errors import InvalidValueError
+
+    def given(name: str) -> bool:
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
+
+    out = ctx.params.get("out")
+    if given("out") and out is not None and os.path.abspath(out) != os.path.abspath(resume):
+        raise InvalidValueError(
+            f"--out {out} differs from --resume {resume}: a resumed run continues in its own folder; "
+            "drop --out"
+        )
+    changes = {name: ctx.params[name] for name in _RESUME_FIELDS if given(name)}
+    if "data" in changes:
+        changes["data"] = str(changes["data"])
+    if given("fusion_option"):  # --fusion-option KEY=VALUE ... is the request's fusion_options
+        from readcli.backbones.vision_guided_config import parse_fusion_options
+
+        changes["fusion_options"] = parse_fusion_options(ctx.params["fusion_option"] or []) or None
+    return changes
 
 
 def _require(**options: Any) -> None:
