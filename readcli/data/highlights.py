@@ -37,11 +37,14 @@ def parse_youtube_row(row: JsonRow) -> MomentAnnotation:
     record = validate(YouTubeRow, row.data, row.where)
     domain = str(record.domain)
     scores = tuple(record.targets())
+    duration = record.seconds()
+    if duration is None:
+        raise row.fail("give 'duration', or 'frames' and 'fps'")
     return MomentAnnotation(
         qid=record.qid,
-        vid=str(record.vid),
+        vid=_required(row, "vid", record.vid),
         query=record.query if record.query is not None else domain,
-        duration=record.seconds(),
+        duration=duration,
         format="youtube_highlights",
         source=row.where,
         windows=(),
@@ -60,8 +63,8 @@ def parse_tvsum_row(row: JsonRow) -> MomentAnnotation:
     median = statistics.median(means)
     return MomentAnnotation(
         qid=record.qid,
-        vid=str(record.vid),
-        query=record.query,
+        vid=_required(row, "vid", record.vid),
+        query=_required(row, "query", record.query),
         duration=len(means) * TVSUM_CLIP_SECONDS,
         format="tvsum",
         source=row.where,
@@ -72,6 +75,12 @@ def parse_tvsum_row(row: JsonRow) -> MomentAnnotation:
         num_clips=len(means),
         domain=str(record.domain),
     )
+
+
+def _required(row: JsonRow, name: str, value: int | str | None) -> str:
+    if value is None:
+        raise row.fail(f"missing field {name!r}")
+    return str(value)
 
 
 def domains(annotations: Sequence[MomentAnnotation]) -> list[str]:

@@ -17,8 +17,11 @@ from typing import Any
 import numpy as np
 
 from readcli.errors import InputFileError
-from readcli.evaluation.jsonl import Rows, as_rows, name_some, number_array, unique_keys
+from readcli.evaluation.jsonl import Rows, as_rows, checked, name_some, number_array, unique_keys
 from readcli.evaluation.ranking import percent, ranked_labels, trapezoid_ap
+from readcli.records import Record
+from readcli.records.schemas_annotations import TVSumRow, YouTubeRow
+from readcli.records.schemas_evaluation import HighlightPrediction
 
 SALIENCY_FIELD = "pred_saliency_scores"
 ID_FIELDS = ("qid", "vid")
@@ -36,7 +39,7 @@ def youtube_highlight_map(predictions: RowsLike, ground_truth: RowsLike) -> dict
         ranked, _ = ranked_labels(scores, labels[..., 0], valid)  # (V, N)
         return trapezoid_ap(ranked)  # (V,)
 
-    return _per_domain(predictions, ground_truth, _youtube_labels, per_video, prefix="mAP")
+    return _per_domain(predictions, ground_truth, _youtube_labels, per_video, prefix="mAP", schema=YouTubeRow)
 
 
 def tvsum_top5_map(predictions: RowsLike, ground_truth: RowsLike) -> dict[str, float]:
@@ -51,7 +54,9 @@ def tvsum_top5_map(predictions: RowsLike, ground_truth: RowsLike) -> dict[str, f
         ap = trapezoid_ap(ranked[:, :TVSUM_TOP_K])  # recall counts the positives among the top 5
         return ap.reshape(videos, annotators).mean(-1)  # mean over annotators  # (V,)
 
-    return _per_domain(predictions, ground_truth, _tvsum_labels, per_video, prefix="top5-mAP")
+    return _per_domain(
+        predictions, ground_truth, _tvsum_labels, per_video, prefix="top5-mAP", schema=TVSumRow
+    )
 
 
 def _per_domain(
@@ -61,9 +66,12 @@ def _per_domain(
     per_video: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
     *,
     prefix: str,
+    schema: type[Record],
 ) -> dict[str, float]:
     pred = as_rows(predictions, "predictions")
     gt = as_rows(ground_truth, "ground_truth")
+    checked(pred, HighlightPrediction)  # types and ranges of every row (readcli/records)
+    checked(gt, schema)
     pairs = _match_videos(pred, gt)  # domain -> [(pred row, gt row)]
     out: dict[str, float] = {}
     domain_means = []

@@ -107,6 +107,7 @@ class QVHighlightsRow(QVHighlightsTruth):
 class YouTubeRow(AnnotationRow):
     """YouTube Highlights: per clip `match` (or `label` [[0/1]]), a duration or frames and fps."""
 
+    vid: Id | None = None  # the evaluator needs only qid; the training data reader requires vid
     query: Text | None = None
     domain: Id
     duration: Duration | None = None
@@ -125,9 +126,8 @@ class YouTubeRow(AnnotationRow):
             raise ValueError("'match' has no clips: give one label per clip")
         if self.clip is not None and len(self.clip) != len(per_clip):
             raise ValueError(f"'clip' lists {len(self.clip)} clips but 'match' has {len(per_clip)}")
-        if self.duration is None and (self.frames is None or self.fps is None):
-            raise ValueError("give 'duration', or 'frames' and 'fps'")
-        if self.duration is None and not 0 < self.seconds() <= MAX_SECONDS:
+        seconds = self.seconds()
+        if seconds is not None and not 0 < seconds <= MAX_SECONDS:
             raise ValueError("frames / fps must be a duration in (0, 86400] seconds")
         return self
 
@@ -138,10 +138,12 @@ class YouTubeRow(AnnotationRow):
         labels = [v[0] if isinstance(v, list) else v for v in self.label or ()]
         return [1.0 if v > 0 else 0.0 for v in labels]
 
-    def seconds(self) -> float:
+    def seconds(self) -> float | None:
+        """`duration`, else frames / fps; None when the row has neither (the evaluator needs none)."""
         if self.duration is not None:
             return self.duration
-        assert self.frames is not None and self.fps is not None  # checked in _consistent
+        if self.frames is None or self.fps is None:
+            return None
         return self.frames / self.fps
 
 
@@ -158,7 +160,8 @@ def _rectangular(rows: list[list[float]]) -> list[list[float]]:
 class TVSumRow(AnnotationRow):
     """TVSum: per 2-s clip the annotators' 1..5 scores (`duration` in the release counts clips)."""
 
-    query: Text
+    vid: Id | None = None  # the evaluator needs only qid; the training data reader requires vid
+    query: Text | None = None
     domain: Id
     label: Annotated[
         list[Annotated[list[TvsumScore], Field(min_length=1, max_length=1000)]],
