@@ -12,13 +12,13 @@ feature (TEF), while the Namespace pickled into a checkpoint is taken *after* it
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from readcli.errors import InputFileError, InvalidValueError, choices_text, reject_unknown_keys
+from readcli.records import read_json_file
 
 SPAN_LOSS_TYPES = ("l1", "ce")
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -177,12 +177,7 @@ def _video_width(options: Mapping[str, Any]) -> int:
 def read_json_object(path: str | Path) -> dict[str, Any]:
     """Read a JSON file whose top level is an object; one-line InputFileError otherwise."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputFileError(f"file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputFileError(f"{path}: not a readable JSON file ({err})") from None
+    data = read_json_file(path)  # bounded nesting, no NaN/Infinity constants
     if not isinstance(data, dict):
         raise InputFileError(f"{path}: expected a JSON object at the top level, found {type(data).__name__}")
     return data

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -33,6 +32,7 @@ from readcli.backbones.vision_guided import ARCHITECTURES, VisionGuidedSeq2Seq, 
 from readcli.backbones.vision_guided_config import FAMILIES, VisionGuidedConfig
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, OfflineError, choices_text
 from readcli.fileio import atomic_write_bytes, atomic_write_json
+from readcli.records import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,8 @@ def is_vision_guided(name: str | os.PathLike[str]) -> bool:
     if not config.is_file():
         return False
     try:
-        meta = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        meta = parse_json(config.read_text(encoding="utf-8"), str(config))  # bounded nesting
+    except (OSError, UnicodeDecodeError, InputFileError):
         return False
     if not isinstance(meta, dict):
         return False
@@ -173,8 +173,10 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path} not found")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        data = parse_json(path.read_text(encoding="utf-8"), str(path))  # bounded nesting
+    except InputFileError as err:
+        raise CheckpointError(str(err)) from None
+    except (OSError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path} is not readable JSON ({err})") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object")

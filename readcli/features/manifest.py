@@ -7,13 +7,13 @@ video of the full sorted list was done by exactly one shard. See docs/distribute
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from readcli.errors import InputFileError
 from readcli.fileio import atomic_write_json
+from readcli.records import read_json_file
 
 FORMAT = 1
 SHARDS_DIR = "shards"
@@ -70,7 +70,7 @@ def read_manifests(folder: Path) -> list[ShardManifest]:
 
 def _read(path: Path, folder: Path) -> ShardManifest:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = read_json_file(path)  # bounded nesting, no NaN/Infinity constants
         index, count = (int(part) for part in str(raw["shard"]).split("/"))
         items = tuple(
             ManifestItem(str(i["kind"]), str(i["name"]), str(i["status"]), i.get("reason"))
@@ -80,7 +80,9 @@ def _read(path: Path, folder: Path) -> ShardManifest:
             folder, index, count, dict(raw["encoder"]),
             tuple(map(str, raw["videos"])), tuple(map(str, raw["queries"])), items,
         )  # fmt: skip
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except InputFileError as err:
+        raise InputFileError(f"{err}; rerun that shard's readcli extract to rewrite it") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise InputFileError(
             f"{path}: not a readable shard manifest ({type(err).__name__}: {err}); "
             "rerun that shard's readcli extract to rewrite it"

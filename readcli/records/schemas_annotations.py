@@ -60,7 +60,6 @@ class AnnotationRow(Record):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     qid: Id
-    vid: Id
 
 
 class QVHighlightsTruth(Record):
