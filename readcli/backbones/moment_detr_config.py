@@ -27,6 +27,9 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "bool": bool,
     "str": str,
 }
+# Bounds that keep a typo (hidden_dim 10**12) from sizing an allocation: far above any released model.
+MAX_SIZE = 65_536  # widths, heads, queries, table rows
+MAX_LAYERS = 64
 TEF_DIM = 2  # the temporal endpoint feature (start, end) / n_clips appended to each clip's features
 
 # Official options that do not change the network: training, data, evaluation and bookkeeping
@@ -90,8 +93,11 @@ class MomentDETRConfig:
                 raise InvalidValueError(f"Moment-DETR option {f.name}={value!r}: expected type {f.type}")
         for name in ("hidden_dim", "nheads", "enc_layers", "dec_layers", "dim_feedforward", "num_queries",
                      "v_feat_dim", "t_feat_dim", "max_q_l", "max_v_l", "contrastive_hdim"):  # fmt: skip
-            if getattr(self, name) < 1:
-                raise InvalidValueError(f"Moment-DETR option {name}={getattr(self, name)}: must be >= 1")
+            top = MAX_LAYERS if name in ("enc_layers", "dec_layers") else MAX_SIZE
+            if not 1 <= getattr(self, name) <= top:
+                raise InvalidValueError(
+                    f"Moment-DETR option {name}={getattr(self, name)}: must be in 1..{top}"
+                )
         if self.hidden_dim % self.nheads or self.hidden_dim % 2:
             raise InvalidValueError(
                 f"Moment-DETR hidden_dim={self.hidden_dim}: "

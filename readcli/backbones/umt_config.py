@@ -20,6 +20,9 @@ _INT_FIELDS = (
     "hidden_dim", "nheads", "ffn_ratio", "v_feat_dim", "a_feat_dim", "t_feat_dim",
     "bottleneck_tokens", "cross_layers", "dec_layers", "max_len",
 )  # fmt: skip
+# Bounds that keep a typo (hidden_dim 10**12) from sizing an allocation: far above any released model.
+MAX_SIZE = 65_536  # widths, heads, ratios, tokens, position-table rows
+MAX_LAYERS = 64
 _FLOAT_FIELDS = ("dropout", "input_dropout", "query_dropout")
 
 
@@ -55,8 +58,9 @@ class UMTConfig:
             if not isinstance(value, int):
                 raise InvalidValueError(f"UMT option {name}={value!r}: expected an integer")
             minimum = 0 if name in ("a_feat_dim", "t_feat_dim") else 1
-            if value < minimum:
-                raise InvalidValueError(f"UMT option {name}={value}: must be >= {minimum}")
+            top = MAX_LAYERS if name in ("cross_layers", "dec_layers") else MAX_SIZE
+            if not minimum <= value <= top:
+                raise InvalidValueError(f"UMT option {name}={value}: must be in {minimum}..{top}")
         for name in _FLOAT_FIELDS:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise InvalidValueError(f"UMT option {name}={getattr(self, name)}: must be in [0, 1)")
