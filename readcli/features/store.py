@@ -60,7 +60,8 @@ def _read_member(archive: zipfile.ZipFile, key: str, path: Path) -> np.ndarray:
     member = f"{key}.npy"
     if member not in names and key in names:
         raise InputFileError(
-            f"{path}: member {key!r} is not an .npy array (numpy.savez stores {member}): re-save it with numpy"
+            f"{path}: member {key!r} is not an .npy array (numpy.savez stores {member}): "
+            "re-save it with numpy"
         )
     if member not in names:
         present = ", ".join(n.removesuffix(".npy") for n in names) or "none"

@@ -53,7 +53,11 @@ def inspect_ot(
     png: Annotated[Path | None, typer.Option("--png", help="Also write the plan as a PNG image.")] = None,
 ) -> None:
     """Partial optimal transport between one video's clips and one query's tokens (files or raw)."""
+    from readcli.fileio import check_output_file
     from readcli.pipelines import inspect_ot as pipeline
+
+    if png is not None:  # before any features are read or extracted
+        check_output_file(png, "--png")
 
     request = pipeline.InspectOTRequest(
         video_features, text_features, video, query, clip_model, clip_weights,
