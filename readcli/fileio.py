@@ -163,17 +163,18 @@ def _probe_writable(directory: Path, target: Path, option: str) -> None:
 
 
 def check_output_file(path: str | os.PathLike[str], option: str) -> Path:
-    """Refuse an output file that cannot be written, before any work: a directory, a missing or
-    non-folder parent, a parent that is not writable. Nothing is created or changed."""
+    """Refuse an output file that cannot be written, before any work: a directory, a path under a
+    file, a folder (or, when missing, its nearest existing ancestor) that is not writable. Nothing is
+    created or changed."""
     target = Path(path)
     if target.is_dir():
         raise InvalidValueError(f"{option} {target} is a directory: give a file path")
-    parent = target.parent
-    if not parent.exists():
-        raise InvalidValueError(f"{option} {target}: folder {parent} does not exist; create it first")
-    if not parent.is_dir():
-        raise InvalidValueError(f"{option} {target}: {parent} is not a folder; choose a path in a folder")
-    _probe_writable(parent, target, option)
+    existing = target.parent  # missing folders are created when the file is written
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InvalidValueError(f"{option} {target}: {existing} is not a folder; choose a path in a folder")
+    _probe_writable(existing, target, option)
     return target
 
 

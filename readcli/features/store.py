@@ -87,7 +87,7 @@ def _read_npy(handle: Any, name: str) -> np.ndarray:
     data = handle.read(count * dtype.itemsize)
     if len(data) != count * dtype.itemsize:
         raise InputFileError(f"{name}: truncated ({len(data)} of {count * dtype.itemsize} data bytes)")
-    array = np.frombuffer(data, dtype=dtype, count=count)
+    array = np.frombuffer(bytearray(data), dtype=dtype, count=count)  # writable: torch warns otherwise
     return array.reshape(shape[::-1]).transpose() if fortran else array.reshape(shape)
 
 
