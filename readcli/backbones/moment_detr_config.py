@@ -30,6 +30,7 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
 # Bounds that keep a typo (hidden_dim 10**12) from sizing an allocation: far above any released model.
 MAX_SIZE = 65_536  # widths, heads, queries, table rows
 MAX_LAYERS = 64
+MAX_PARAMETERS = 2e9  # 8 GB of float32: the released model has 4.8 million
 TEF_DIM = 2  # the temporal endpoint feature (start, end) / n_clips appended to each clip's features
 
 # Official options that do not change the network: training, data, evaluation and bookkeeping
@@ -98,6 +99,16 @@ class MomentDETRConfig:
                 raise InvalidValueError(
                     f"Moment-DETR option {name}={getattr(self, name)}: must be in 1..{top}"
                 )
+        approx = (self.enc_layers + self.dec_layers) * (
+            4 * self.hidden_dim**2 + 2 * self.hidden_dim * self.dim_feedforward
+        )
+        approx += self.hidden_dim * (self.v_feat_dim + self.t_feat_dim + self.max_q_l + self.max_v_l)
+        if approx > MAX_PARAMETERS:
+            raise InvalidValueError(
+                f"Moment-DETR options describe about {approx:.3g} parameters (hidden_dim={self.hidden_dim}, "
+                f"dim_feedforward={self.dim_feedforward}, {self.enc_layers}+{self.dec_layers} layers): "
+                f"at most {MAX_PARAMETERS:.0e} are built"
+            )
         if self.hidden_dim % self.nheads or self.hidden_dim % 2:
             raise InvalidValueError(
                 f"Moment-DETR hidden_dim={self.hidden_dim}: "

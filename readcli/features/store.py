@@ -76,12 +76,18 @@ def _read_npy(handle: Any, name: str) -> np.ndarray:
         version = np.lib.format.read_magic(handle)
     except ValueError:
         raise InputFileError(f"{name}: not an .npy array (no numpy header): re-save it with numpy") from None
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
-    else:  # 3.0 exists only for structured dtypes with unicode names, which are no features
+    if version not in ((1, 0), (2, 0)):  # 3.0 exists only for structured dtypes with unicode names
         raise InputFileError(f"{name}: .npy format version {version} is not a feature array")
+    read_header = (
+        np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    )
+    try:
+        shape, fortran, dtype = read_header(handle)
+    except (ValueError, SyntaxError, TypeError, KeyError, OverflowError) as err:
+        # numpy parses the header with ast.literal_eval: damage can raise any of these
+        raise InputFileError(
+            f"{name}: damaged .npy header ({type(err).__name__}): re-save the array"
+        ) from None
     _check_header(shape, dtype, name)
     count = int(np.prod(shape))
     data = handle.read(count * dtype.itemsize)
