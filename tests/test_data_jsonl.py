@@ -41,10 +41,15 @@ def test_missing_field_is_named_with_its_line(tmp_path: Path) -> None:
 
 def test_wrong_type_and_bad_window_are_named(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace('"duration": 150', '"duration": "long"'))
-    with pytest.raises(InputFileError, match=r":1: field 'duration' = 'long': Input should be a valid number"):
+    with pytest.raises(
+        InputFileError, match=r":1: field 'duration' = 'long': Input should be a valid number"
+    ):
         load_annotations(path)
     path = write(tmp_path, GOOD.replace("[[0, 4]]", "[[8, 4]]"))
-    with pytest.raises(InputFileError, match=r"relevant_windows\[0\]' = \[8, 4\]: a window must be \[start, end\] with start < end"):
+    with pytest.raises(
+        InputFileError,
+        match=r"relevant_windows\[0\]' = \[8, 4\]: a window must be \[start, end\] with start < end",
+    ):
         load_annotations(path)
     path = write(tmp_path, GOOD.replace("[[1, 2, 3], [4, 4, 4]]", "[[1, 2, 3]]"))
     with pytest.raises(InputFileError, match="saliency_scores has 1 entries but relevant_clip_ids has 2"):
@@ -88,5 +93,7 @@ def test_scores_must_be_finite_numbers(tmp_path: Path) -> None:
 
 def test_tvsum_rows_need_equal_annotator_counts(tmp_path: Path) -> None:
     row = '{"qid": "v", "vid": "v", "query": "t", "duration": 2, "domain": "BK", "label": [[1, 2], [3]]}'
-    with pytest.raises(InputFileError, match=r":1: field 'label' = .*: label\[1\] has 1 annotator scores, label\[0\] has 2"):
+    with pytest.raises(
+        InputFileError, match=r":1: field 'label' = .*: label\[1\] has 1 annotator scores, label\[0\] has 2"
+    ):
         load_annotations(write(tmp_path, row), fmt="tvsum")
