@@ -18,6 +18,8 @@ from typing import Any
 from readcli.backbones.moment_detr_config import read_json_object
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
 from readcli.fileio import cache_dir
+from readcli.records import validate
+from readcli.records.schemas_config import PresetCardRecord
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 PRESETS: dict[str, str] = {
@@ -64,6 +66,7 @@ def load_card(name: str) -> PresetCard:
         raise InvalidValueError(f"unknown backbone preset {name!r}; choices: {choices_text(preset_names())}")
     path = MODELS_DIR / PRESETS[card]
     raw = read_json_object(path)
+    validate(PresetCardRecord, raw, str(path))  # types and plain names (file_name joins a cache path)
     try:
         weights = raw["weights"]
         return PresetCard(

@@ -13,7 +13,8 @@ from typing import Any
 
 from readcli.errors import InputFileError
 from readcli.fileio import atomic_write_json
-from readcli.records import read_json_file
+from readcli.records import read_json_file, validate
+from readcli.records.schemas_config import ShardManifestRecord
 
 FORMAT = 1
 SHARDS_DIR = "shards"
@@ -71,17 +72,20 @@ def read_manifests(folder: Path) -> list[ShardManifest]:
 def _read(path: Path, folder: Path) -> ShardManifest:
     try:
         raw = read_json_file(path)  # bounded nesting, no NaN/Infinity constants
-        index, count = (int(part) for part in str(raw["shard"]).split("/"))
-        items = tuple(
-            ManifestItem(str(i["kind"]), str(i["name"]), str(i["status"]), i.get("reason"))
-            for i in raw["items"]
-        )
+        if not isinstance(raw, dict):
+            raise InputFileError(f"{path}: expected a JSON object, found {type(raw).__name__}")
+        record = validate(ShardManifestRecord, raw, str(path))
+        index, count = (int(part) for part in record.shard.split("/"))
+        items = tuple(ManifestItem(i.kind, i.name, i.status, i.reason) for i in record.items)
         return ShardManifest(
-            folder, index, count, dict(raw["encoder"]),
-            tuple(map(str, raw["videos"])), tuple(map(str, raw["queries"])), items,
-        )  # fmt: skip
+            folder, index, count, dict(record.encoder), tuple(record.videos), tuple(record.queries), items
+        )
     except InputFileError as err:
-        raise InputFileError(f"{err}; rerun that shard's readcli extract to rewrite it") from None
+        detail = str(err).removeprefix(f"{path}: ")
+        raise InputFileError(
+            f"{path}: not a readable shard manifest ({detail}); "
+            "rerun that shard's readcli extract to rewrite it"
+        ) from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise InputFileError(
             f"{path}: not a readable shard manifest ({type(err).__name__}: {err}); "

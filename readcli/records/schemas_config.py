@@ -92,3 +92,45 @@ class BundleRecord(Record):
     extra: dict[str, Any] | None = None
     weights: BundleWeights
     parameters: dict[str, Any] | None = None
+
+
+class CardWeights(Record):
+    """A preset card's `weights`: where the file comes from and what it must hash to."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    format: Text
+    file_name: PlainName  # joined to the cache folder: never a path
+    env_var: Annotated[str, Strict(), Field(pattern=r"^[A-Z][A-Z0-9_]*$")]
+    source: dict[str, Any]
+    sha256: Annotated[str, Strict(), Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
+class PresetCardRecord(Record):
+    """`models/<name>.json` (docs/backbones.md): the fields readcli acts on; notes are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    card_version: Literal[1]
+    name: PlainName  # names the preset's cache folder
+    architecture: Text
+    configuration: dict[str, Any]
+    weights: CardWeights
+
+
+class ShardItem(Record):
+    kind: Literal["video", "query"]
+    name: PlainName
+    status: Literal["done", "skipped", "failed"]
+    reason: Text | None = None
+
+
+class ShardManifestRecord(Record):
+    """`OUT/shards/shard-I-of-N.json`, written by `extract --shard` (docs/distributed.md)."""
+
+    format: Literal[1]
+    shard: Annotated[str, Strict(), Field(pattern=r"^\d{1,6}/\d{1,6}$")]
+    encoder: dict[str, Any]
+    videos: list[PlainName]
+    queries: list[PlainName]
+    items: list[ShardItem]
