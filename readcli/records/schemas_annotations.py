@@ -72,7 +72,9 @@ class QVHighlightsTruth(Record):
     relevant_windows: list[Window] | None = Field(default=None, max_length=MAX_CLIPS)
     relevant_clip_ids: ClipIds | None = None
     # per clip, one score per annotator (a bare number is one annotator)
-    saliency_scores: list[QvhScore | list[QvhScore]] | None = Field(default=None, max_length=MAX_CLIPS)
+    saliency_scores: list[QvhScore | Annotated[list[QvhScore], Field(min_length=1)]] | None = Field(
+        default=None, max_length=MAX_CLIPS
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> QVHighlightsTruth:
@@ -90,9 +92,6 @@ class QVHighlightsTruth(Record):
             )
         if ids is not None and scores is None:
             raise ValueError("relevant_clip_ids needs saliency_scores (one entry per clip)")
-        for index, entry in enumerate(scores or ()):
-            if isinstance(entry, list) and not entry:
-                raise ValueError(f"saliency_scores[{index}] is empty: give one score per annotator")
         return self
 
 
