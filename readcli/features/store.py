@@ -83,8 +83,9 @@ def _read_npy(handle: Any, name: str) -> np.ndarray:
     )
     try:
         shape, fortran, dtype = read_header(handle)
-    except (ValueError, SyntaxError, TypeError, KeyError, OverflowError) as err:
-        # numpy parses the header with ast.literal_eval: damage can raise any of these
+    except Exception as err:  # noqa: BLE001
+        # numpy parses the header with ast.literal_eval and, for old files, tokenize: damage raises
+        # ValueError, SyntaxError, tokenize.TokenError, ... (the fuzzer found the last two)
         raise InputFileError(
             f"{name}: damaged .npy header ({type(err).__name__}): re-save the array"
         ) from None
