@@ -263,3 +263,33 @@ def test_the_real_files_still_load_and_evaluate(shared_data: Path) -> None:
     tv = read_jsonl(shared_data / "tvsum" / "tvsum_val_release.jsonl")
     tv_preds = [{"qid": r["qid"], "pred_saliency_scores": [0.0] * len(r["label"])} for r in tv.rows]
     assert "top5-mAP-avg" in tvsum_top5_map(tv_preds, tv)
+
+
+def test_output_checks_create_nothing_and_name_the_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from readcli.errors import InvalidValueError, OutputFileError
+    from readcli.fileio import check_output_dir, check_output_file
+
+    assert (
+        check_output_file(tmp_path / "new" / "deeper" / "p.png", "--png")
+        == tmp_path / "new" / "deeper" / "p.png"
+    )
+    assert check_output_dir(tmp_path / "run" / "a", "--out") == tmp_path / "run" / "a"
+    (tmp_path / "file").write_text("x")
+    for call, needle in [
+        (lambda: check_output_file(tmp_path, "--png"), "is a directory: give a file path"),
+        (lambda: check_output_file(tmp_path / "file" / "p.png", "--png"), "file is not a folder"),
+        (lambda: check_output_dir(tmp_path / "file", "--out"), "is a file: give a folder"),
+        (lambda: check_output_dir(tmp_path / "file" / "sub", "--out"), "file is not a folder"),
+    ]:
+        with pytest.raises(InvalidValueError, match=needle):
+            call()
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    with _read_only(locked, monkeypatch), pytest.raises(OutputFileError, match="locked is not writable"):
+        check_output_file(locked / "p.png", "--png")
+    with _read_only(locked, monkeypatch), pytest.raises(OutputFileError, match="locked is not writable"):
+        check_output_dir(locked / "new-run", "--out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "locked"]  # nothing created
+    assert not list(locked.iterdir())
