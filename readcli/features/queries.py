@@ -38,8 +38,6 @@ def read_queries(path: str | Path) -> list[Query]:
             raise InputFileError(f"{where}: expected a JSON object with 'qid' and 'query' fields")
         row = validate(QueryRow, value, where)
         qid, text = str(row.qid), row.query
-        if not text.strip():
-            raise InputFileError(f"{where}: query {text!r:.60} is empty: give at least one word")
         if not set(qid) <= _SAFE_QID:
             raise InputFileError(f"{where}: qid {qid!r} must use letters, digits, '_', '-' or '.'")
         if qid in seen and seen[qid].text != text:
