@@ -66,8 +66,8 @@ def load_card(name: str) -> PresetCard:
         raise InvalidValueError(f"unknown backbone preset {name!r}; choices: {choices_text(preset_names())}")
     path = MODELS_DIR / PRESETS[card]
     raw = read_json_object(path)
-    validate(PresetCardRecord, raw, str(path))  # types and plain names (file_name joins a cache path)
     try:
+        validate(PresetCardRecord, raw, f"{path}")  # types; plain names (file_name joins a cache path)
         weights = raw["weights"]
         return PresetCard(
             name=raw["name"], architecture=raw["architecture"], configuration=dict(raw["configuration"]),

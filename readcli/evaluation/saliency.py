@@ -17,11 +17,8 @@ from typing import Any
 import numpy as np
 
 from readcli.errors import InputFileError
-from readcli.evaluation.jsonl import Rows, as_rows, checked, name_some, number_array, unique_keys
+from readcli.evaluation.jsonl import Rows, as_rows, name_some, number_array, unique_keys
 from readcli.evaluation.ranking import percent, ranked_labels, trapezoid_ap
-from readcli.records import Record
-from readcli.records.schemas_annotations import TVSumRow, YouTubeRow
-from readcli.records.schemas_evaluation import HighlightPrediction
 
 SALIENCY_FIELD = "pred_saliency_scores"
 ID_FIELDS = ("qid", "vid")
@@ -39,7 +36,7 @@ def youtube_highlight_map(predictions: RowsLike, ground_truth: RowsLike) -> dict
         ranked, _ = ranked_labels(scores, labels[..., 0], valid)  # (V, N)
         return trapezoid_ap(ranked)  # (V,)
 
-    return _per_domain(predictions, ground_truth, _youtube_labels, per_video, prefix="mAP", schema=YouTubeRow)
+    return _per_domain(predictions, ground_truth, _youtube_labels, per_video, prefix="mAP")
 
 
 def tvsum_top5_map(predictions: RowsLike, ground_truth: RowsLike) -> dict[str, float]:
@@ -54,9 +51,7 @@ def tvsum_top5_map(predictions: RowsLike, ground_truth: RowsLike) -> dict[str, f
         ap = trapezoid_ap(ranked[:, :TVSUM_TOP_K])  # recall counts the positives among the top 5
         return ap.reshape(videos, annotators).mean(-1)  # mean over annotators  # (V,)
 
-    return _per_domain(
-        predictions, ground_truth, _tvsum_labels, per_video, prefix="top5-mAP", schema=TVSumRow
-    )
+    return _per_domain(predictions, ground_truth, _tvsum_labels, per_video, prefix="top5-mAP")
 
 
 def _per_domain(
@@ -66,12 +61,9 @@ def _per_domain(
     per_video: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
     *,
     prefix: str,
-    schema: type[Record],
 ) -> dict[str, float]:
     pred = as_rows(predictions, "predictions")
     gt = as_rows(ground_truth, "ground_truth")
-    checked(pred, HighlightPrediction)  # types and ranges of every row (readcli/records)
-    checked(gt, schema)
     pairs = _match_videos(pred, gt)  # domain -> [(pred row, gt row)]
     out: dict[str, float] = {}
     domain_means = []
@@ -99,6 +91,10 @@ def _per_domain(
 
 def _match_videos(pred: Rows, gt: Rows) -> dict[str, list[tuple[int, int]]]:
     """Pair prediction and ground-truth rows by id, for every video of every predicted domain."""
+    from readcli.evaluation.jsonl import checked
+    from readcli.records.schemas_evaluation import HighlightPrediction
+
+    checked(pred, HighlightPrediction)  # types and ranges of every row (readcli/records)
     gt_index = {key: i for i, key in enumerate(unique_keys(gt, ID_FIELDS))}
     pred_ids = unique_keys(pred, ID_FIELDS)
     unknown = [key for key in pred_ids if key not in gt_index]
@@ -126,6 +122,10 @@ def _match_videos(pred: Rows, gt: Rows) -> dict[str, list[tuple[int, int]]]:
 
 def _youtube_labels(gt: Rows, g: int) -> np.ndarray:
     """(N, 1) highlight labels: `match` > 0 as UMT reads them, else the `label` column > 0."""
+    from readcli.records import validate
+    from readcli.records.schemas_annotations import YouTubeRow
+
+    validate(YouTubeRow, gt.rows[g], gt.origins[g])  # the row's schema (readcli/records)
     key = "match" if gt.rows[g].get("match") is not None else "label"
     values = gt.field(g, key)
     if key == "label":  # stored as [[0], [1], ...]
@@ -135,6 +135,10 @@ def _youtube_labels(gt: Rows, g: int) -> np.ndarray:
 
 def _tvsum_labels(gt: Rows, g: int) -> np.ndarray:
     """(N, A) positives: a clip above the annotator's median score (torch's lower median, as UMT)."""
+    from readcli.records import validate
+    from readcli.records.schemas_annotations import TVSumRow
+
+    validate(TVSumRow, gt.rows[g], gt.origins[g])  # the row's schema (readcli/records)
     scores = number_array(gt.field(g, "label"), gt.origins[g], "label", ndim=2, width=1)  # (N, A)
     if len(scores) == 0:
         raise InputFileError(f"{gt.origins[g]}: field 'label' is empty")
