@@ -17,7 +17,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 HOSTILE_SCALARS: list[Any] = [
-    None, True, False, "", "yes", "../../etc/passwd", "a/b", "..", ".", "x\ny", "\x00", "NaN",
+    None, True, False, "", "yes", "../../etc/passwd", "a/b", "..", ".", "x\ny", "\x00", "NaN", "\ud800",
+    "a" * 300,
     0, -1, 1, 2, 1.5, -0.0, 1e-300, 1e300, -1e308, 1e308, 10**12, -(10**12), 2**63, 10**400,
     math.nan, math.inf, -math.inf, [], {}, [[]], [1, 2, 3], [[1, 2, 3]], {"a": 1},
 ]  # fmt: skip

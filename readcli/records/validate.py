@@ -31,10 +31,20 @@ def _finite(value: float) -> float:
     return value
 
 
+# File systems take names of up to 255 bytes; ids get a prefix and a suffix (qid{qid}.npz, .json).
+MAX_NAME_BYTES = 200
+
+
 def _plain_name(value: str) -> str:
     # ids become file names (features/{vid}.npz): no separators, no "." or "..", nothing hidden
     if not value or value in (".", "..") or "/" in value or "\\" in value or "\x00" in value:
         raise ValueError("must be a plain file name (no '/', '\\', '.' or '..')")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate ("\\ud800" in JSON) names no file that can be written
+        raise ValueError("must be a plain file name in valid Unicode (no lone surrogates)") from None
+    if size > MAX_NAME_BYTES:
+        raise ValueError(f"must be a plain file name of at most {MAX_NAME_BYTES} bytes")
     return value
 
 
