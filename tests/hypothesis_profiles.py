@@ -34,3 +34,14 @@ def fuzz(ci_examples: int, long_share: float = 1.0) -> Callable[[Any], Any]:
         ],
         print_blob=LONG,
     )
+
+
+def record_case(result: str) -> None:
+    """In the long run, append `test<TAB>result` (ok / refused) to $FUZZ_COUNT_FILE for every example
+    run, so bench/fuzz_long.sh can count cases per test even in a round cut by its deadline."""
+    path = os.environ.get("FUZZ_COUNT_FILE")
+    if not path:
+        return
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" ", 1)[0]
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(f"{test}\t{result}\n")

@@ -22,7 +22,7 @@ from conftest import TINY_CLIP
 from fuzz_strategies import dumps, feature_arrays, mutated_json, mutated_jsonl
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis_profiles import fuzz
+from hypothesis_profiles import fuzz, record_case
 from reliability_inputs import grounding_dir, read_jsonl, tiny_backbone
 from typer.testing import CliRunner
 
@@ -62,6 +62,7 @@ def keeps_promise(
         assert all(line.startswith(("warning: ", "error: ")) for line in lines), lines[:5]
     for path, data in before_inputs.items():
         assert (_snapshot(path) if path.is_dir() else path.read_bytes()) == data, f"{path} changed"
+    record_case("ok" if result.exit_code == 0 else f"exit {result.exit_code}")
     return result.exit_code
 
 

@@ -29,7 +29,7 @@ from fuzz_strategies import (
 )
 from hypothesis import given
 from hypothesis import strategies as st
-from hypothesis_profiles import fuzz
+from hypothesis_profiles import fuzz, record_case
 from reliability_inputs import read_jsonl
 
 from readcli.errors import ReadcliError
@@ -46,7 +46,9 @@ def outcome(call: Callable[[], Any]) -> str:
         except ReadcliError as err:
             message = " ".join(str(err).split())
             assert message and len(message) <= MAX_MESSAGE, message[:300]
+            record_case("refused")
             return "refused"
+    record_case("ok")
     return "ok"
 
 
