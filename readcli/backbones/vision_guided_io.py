@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -32,7 +33,6 @@ from readcli.backbones.vision_guided import ARCHITECTURES, VisionGuidedSeq2Seq, 
 from readcli.backbones.vision_guided_config import FAMILIES, VisionGuidedConfig
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, OfflineError, choices_text
 from readcli.fileio import atomic_write_bytes, atomic_write_json
-from readcli.records import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +81,8 @@ def is_vision_guided(name: str | os.PathLike[str]) -> bool:
     if not config.is_file():
         return False
     try:
-        meta = parse_json(config.read_text(encoding="utf-8"), str(config))  # bounded nesting
-    except (OSError, UnicodeDecodeError, InputFileError):
+        meta = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
     if not isinstance(meta, dict):
         return False
@@ -173,10 +173,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path} not found")
     try:
-        data = parse_json(path.read_text(encoding="utf-8"), str(path))  # bounded nesting
-    except InputFileError as err:
-        raise CheckpointError(str(err)) from None
-    except (OSError, UnicodeDecodeError) as err:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"{path} is not readable JSON ({err})") from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
