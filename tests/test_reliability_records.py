@@ -293,3 +293,14 @@ def test_output_checks_create_nothing_and_name_the_problem(
         check_output_dir(locked / "new-run", "--out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "locked"]  # nothing created
     assert not list(locked.iterdir())
+
+
+@pytest.mark.parametrize("video_id", ["../../etc/x", "a\\b", "..", "v" * 201])
+def test_how2_video_ids_are_plain_file_names(tmp_path: Path, video_id: str) -> None:
+    from readcli.data.how2 import read_id_text_file
+    from readcli.errors import InputFileError
+
+    path = tmp_path / "tran.tok.txt"
+    path.write_text(f"ok1 some words\n{video_id} more words\n", encoding="utf-8")
+    with pytest.raises(InputFileError, match=r"tran\.tok\.txt:2: video id .* must be a plain file name"):
+        read_id_text_file(path)
