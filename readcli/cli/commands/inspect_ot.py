@@ -53,16 +53,16 @@ def inspect_ot(
     png: Annotated[Path | None, typer.Option("--png", help="Also write the plan as a PNG image.")] = None,
 ) -> None:
     """Partial optimal transport between one video's clips and one query's tokens (files or raw)."""
-    from readcli.fileio import check_output_file
     from readcli.pipelines import inspect_ot as pipeline
-
-    if png is not None:  # before any features are read or extracted
-        check_output_file(png, "--png")
 
     request = pipeline.InspectOTRequest(
         video_features, text_features, video, query, clip_model, clip_weights,
         device=device, mass=mass, tau=tau, top_k=top,
     )  # fmt: skip
+    if png is not None:  # before any features are read or extracted
+        from readcli.fileio import check_output_file
+
+        check_output_file(png, "--png")
     result = pipeline.run(request)
     if png is not None:
         pipeline.write_plan_png(result, png)
