@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from readcli.errors import InputFileError, OutputFileError
+from readcli.errors import InputFileError, InvalidValueError, OutputFileError
 
 # errno values that mean "this output cannot be written here", with what the user can do about it
 _WRITE_FAILURES = {
@@ -185,3 +185,50 @@ def cache_dir() -> Path:
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base).expanduser() / "readcli"
+
+
+def _probe_writable(directory: Path, target: Path, option: str) -> None:
+    """Create and remove a hidden temporary in `directory`: the one test that holds for root, read-only
+    file systems and ACLs alike (os.access says yes to root)."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as err:
+        reason = (
+            "is not writable" if isinstance(err, PermissionError) else f"cannot be written ({err.strerror})"
+        )
+        raise OutputFileError(
+            f"cannot write {option} {target}: {directory} {reason}; choose a writable folder"
+        ) from None
+    os.close(fd)
+    Path(name).unlink(missing_ok=True)
+
+
+def check_output_file(path: str | os.PathLike[str], option: str) -> Path:
+    """Refuse an output file that cannot be written, before any work: a directory, a path under a
+    file, a folder (or, when missing, its nearest existing ancestor) that is not writable. Nothing is
+    created or changed."""
+    target = Path(path)
+    if target.is_dir():
+        raise InvalidValueError(f"{option} {target} is a directory: give a file path")
+    existing = target.parent  # missing folders are created when the file is written
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InvalidValueError(f"{option} {target}: {existing} is not a folder; choose a path in a folder")
+    _probe_writable(existing, target, option)
+    return target
+
+
+def check_output_dir(path: str | os.PathLike[str], option: str) -> Path:
+    """Refuse an output folder that cannot be written, before any work: a file, or a folder (or, when
+    it does not exist yet, its nearest existing ancestor) that is not writable. Nothing is created."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise InvalidValueError(f"{option} {target} is a file: give a folder (it is created if missing)")
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InvalidValueError(f"{option} {target}: {existing} is not a folder; choose a path in a folder")
+    _probe_writable(existing, target, option)
+    return target

@@ -199,7 +199,8 @@ def test_a_save_cut_short_keeps_the_previous_bundle_or_leaves_none(
         (lambda c: c.update(format="something"), "is not a readcli adapter config"),
         (lambda c: c["method"].update(rank=3), "bad method settings: unknown method setting.s. rank"),
         (lambda c: c["method"].update(method="magic"), "unknown method 'magic'"),
-        (lambda c: c.pop("task"), "field 'task' is missing"),
+        (lambda c: c.pop("task"), "adapter_config.json: missing field 'task'"),
+        (lambda c: c["method"].update(bottleneck=10**12), "bottleneck k = 1000000000000 is invalid"),
     ],
 )
 def test_bad_configs_are_refused(tmp_path: Path, edit: object, message: str) -> None:
@@ -210,7 +211,7 @@ def test_bad_configs_are_refused(tmp_path: Path, edit: object, message: str) -> 
     with pytest.raises(BundleError, match=message):
         load_bundle(tiny_grounder(), tmp_path)
     (tmp_path / CONFIG_FILE).write_text("{not json")
-    with pytest.raises(BundleError, match="is not readable JSON"):
+    with pytest.raises(BundleError, match="adapter_config.json: not valid JSON"):
         load_bundle(tiny_grounder(), tmp_path)
 
 

@@ -243,7 +243,8 @@ def test_bad_values_are_refused() -> None:
     with pytest.raises(InputFileError, match=r"relevant clip id 7 outside the video .* use ids 0\.\.4"):
         evaluate_qvhighlights([{"qid": 1, "pred_saliency_scores": [1.0]}], gt)
     with pytest.raises(
-        InputFileError, match=r"predictions\[0\]: field 'pred_relevant_windows' must be a list"
+        InputFileError,
+        match=r"predictions\[0\]: field 'pred_relevant_windows\[0\]' = \[0, 2\]: too few items",
     ):
         evaluate_qvhighlights([{"qid": 1, "pred_relevant_windows": [[0, 2]]}], gt)  # no score
     with pytest.raises(InputFileError, match="neither 'pred_relevant_windows' nor 'pred_saliency_scores'"):

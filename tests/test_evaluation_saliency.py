@@ -49,9 +49,10 @@ def test_tvsum_top5_map_by_hand() -> None:
     # 7 clips ranked in clip order; 2 annotators.
     # Annotator 1 rates 5 1 5 1 1 1 5: median 1, positives clips 0, 2, 6. Top 5 labels 1 0 1 0 0,
     #   2 positives among them -> 19/24 (as in the YouTube case).
-    # Annotator 2 rates 1..7: median 4, positives clips 4, 5, 6. Top 5: 0 0 0 0 1 -> 1·(0 + 1/5)/2 = 1/10.
+    # Annotator 2 rates 1, 1.5, .., 4 (TVSum's range is 1..5): median 2.5, positives clips 4, 5, 6.
+    #   Top 5: 0 0 0 0 1 -> 1·(0 + 1/5)/2 = 1/10.
     # Video: (19/24 + 1/10) / 2 = 107/240 = 44.58 %.
-    label = [[a, b] for a, b in zip([5, 1, 5, 1, 1, 1, 5], [1, 2, 3, 4, 5, 6, 7], strict=True)]
+    label = [[a, b] for a, b in zip([5, 1, 5, 1, 1, 1, 5], [1, 1.5, 2, 2.5, 3, 3.5, 4], strict=True)]
     gt = [{"qid": "v", "domain": "BK", "label": label}]
     preds = [{"qid": "v", "pred_saliency_scores": [7, 6, 5, 4, 3, 2, 1]}]
     assert tvsum_top5_map(preds, gt) == {"top5-mAP-BK": 44.58, "top5-mAP-avg": 44.58}
@@ -132,14 +133,18 @@ def test_score_count_and_unknown_ids_are_errors(tmp_path: Path) -> None:
     gt = [_yt("a", "dog", [1, 0, 1])]
     with pytest.raises(InputFileError, match=r"predictions\[0\]: 4 saliency scores, but .* has 3 clips"):
         youtube_highlight_map([{"qid": "a", "pred_saliency_scores": [1.0, 2.0, 3.0, 4.0]}], gt)
-    with pytest.raises(InputFileError, match=r"predictions\[0\]: 0 saliency scores"):
+    with pytest.raises(
+        InputFileError,
+        match=r"predictions\[0\]: field 'pred_saliency_scores' = \[\]: List should have at least 1 item",
+    ):
         youtube_highlight_map([{"qid": "a", "pred_saliency_scores": []}], gt)
     with pytest.raises(InputFileError, match="1 predicted ids are not in the ground truth: zz"):
         youtube_highlight_map([{"qid": "zz", "pred_saliency_scores": [1.0]}], gt)
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps({"qid": "a", "pred_saliency_scores": [1, "x", 2]}) + "\n")
     with pytest.raises(
-        InputFileError, match=r"p\.jsonl:1: field 'pred_saliency_scores' must be a list of numbers"
+        InputFileError,
+        match=r"p\.jsonl:1: field 'pred_saliency_scores\[1\]' = 'x': Input should be a valid number",
     ):
         youtube_highlight_map(read_jsonl(path), gt)
 

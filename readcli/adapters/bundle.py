@@ -39,8 +39,10 @@ from readcli.adapters.inject import (
 )
 from readcli.adapters.settings import MethodSettings
 from readcli.backbones.base import AdapterTargets
-from readcli.errors import BundleError, InvalidValueError
+from readcli.errors import BundleError, InputFileError, InvalidValueError
 from readcli.fileio import atomic_replace, atomic_write_bytes, atomic_write_json
+from readcli.records import read_json_file, validate
+from readcli.records.schemas_config import BundleRecord
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -172,9 +174,9 @@ def read_bundle_config(directory: str | os.PathLike[str]) -> BundleConfig:
     if not path.is_file():
         raise BundleError(f"no adapter bundle at {Path(directory)}: {CONFIG_FILE} not found")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BundleError(f"{path} is not readable JSON ({err})") from None
+        data = read_json_file(path)  # bounded nesting, no NaN/Infinity constants
+    except InputFileError as err:
+        raise BundleError(str(err)) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise BundleError(f'{path} is not a readcli adapter config (expected "format": "{FORMAT}")')
     version = data.get("format_version")
@@ -183,6 +185,10 @@ def read_bundle_config(directory: str | os.PathLike[str]) -> BundleConfig:
             f"{path} has bundle format version {version!r}; "
             f"this readcli ({__version__}) reads version {FORMAT_VERSION}"
         )
+    try:
+        validate(BundleRecord, data, str(path))
+    except InputFileError as err:
+        raise BundleError(str(err)) from None
     backbone = _field(data, "backbone", dict, path)
     weights = _field(data, "weights", dict, path)
     try:

@@ -10,7 +10,6 @@ file's path, size and modification time, so a multi-GB backbone is hashed once (
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -23,6 +22,7 @@ from torch import nn
 
 from readcli.errors import InputFileError, InvalidValueError
 from readcli.fileio import atomic_write_json, cache_dir
+from readcli.records import read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +96,12 @@ def _source_key(source: Path, tensors: Mapping[str, torch.Tensor]) -> str:
 
 def _read_cache(path: Path) -> dict[str, dict[str, object]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json_file(path)  # bounded nesting
         entries = data.get("entries", {}) if isinstance(data, dict) else {}
         return {
             k: v for k, v in entries.items() if isinstance(v, dict) and isinstance(v.get("fingerprint"), str)
         }
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError, InputFileError):
         return {}  # a missing or damaged cache is only a cache
 
 

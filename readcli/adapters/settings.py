@@ -45,9 +45,18 @@ def check_rnn(rnn: object) -> str:
     return rnn
 
 
-def check_positive_int(name: str, value: object) -> int:
+# Upper bounds that keep a typo from sizing an allocation: READ's recurrence is k x k per layer, so
+# k = 4096 is already 64 MB a layer (the paper's k is at most a few hundred; docs/adapters.md).
+MAX_BOTTLENECK = 4096
+MAX_LORA_RANK = 4096
+MAX_PROMPT_TOKENS = 1024
+
+
+def check_positive_int(name: str, value: object, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise InvalidValueError(f"{name} = {value!r} is invalid: use a positive integer")
+    if maximum is not None and value > maximum:
+        raise InvalidValueError(f"{name} = {value!r} is invalid: use a positive integer <= {maximum}")
     return value
 
 
@@ -82,9 +91,9 @@ class MethodSettings:
     def __post_init__(self) -> None:
         check_method(self.method)
         if self.bottleneck is not None:
-            check_positive_int("bottleneck k", self.bottleneck)
+            check_positive_int("bottleneck k", self.bottleneck, MAX_BOTTLENECK)
         check_rnn(self.rnn)
-        check_positive_int("lora_rank", self.lora_rank)
+        check_positive_int("lora_rank", self.lora_rank, MAX_LORA_RANK)
         alpha = self.lora_alpha
         if (
             isinstance(alpha, bool)
@@ -93,7 +102,7 @@ class MethodSettings:
             or alpha <= 0
         ):
             raise InvalidValueError(f"lora_alpha = {alpha!r} is invalid: use a positive number")
-        check_positive_int("prompt_tokens", self.prompt_tokens)
+        check_positive_int("prompt_tokens", self.prompt_tokens, MAX_PROMPT_TOKENS)
         check_dropout(self.dropout)
 
     def resolved(self, d_model: int) -> MethodSettings:

@@ -21,6 +21,7 @@ from readcli.alignment.partial_ot import solve_partial_ot
 from readcli.alignment.sweep import partial_ot_sweep
 from readcli.backbones.base import BlockStates
 from readcli.errors import InvalidValueError, choices_text
+from readcli.ranges import TAU_VALID, valid_tau
 
 MASS_MODES: tuple[str, ...] = ("fixed", "sweep")
 BLOCK_REDUCTIONS: tuple[str, ...] = ("sum", "mean")
@@ -48,8 +49,8 @@ class PVLASettings:
             raise InvalidValueError(
                 f"PVLA mass_mode {self.mass_mode!r} is unknown: choose one of {choices_text(MASS_MODES)}"
             )
-        if not (isinstance(self.tau, int | float) and math.isfinite(self.tau) and self.tau > 0):
-            raise InvalidValueError(f"PVLA tau {self.tau!r} is invalid: use a finite temperature > 0")
+        if not valid_tau(self.tau):
+            raise InvalidValueError(f"PVLA tau {self.tau!r} is invalid: {TAU_VALID}")
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
             raise InvalidValueError(f"PVLA max_iter {self.max_iter!r} is invalid: use an integer >= 1")
         if not (isinstance(self.tol, int | float) and math.isfinite(self.tol) and self.tol >= 0):

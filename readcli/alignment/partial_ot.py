@@ -22,6 +22,7 @@ import torch
 from readcli.alignment.kernels import KernelInput, KernelOutput, log_dykstra, plain_dykstra
 from readcli.alignment.sinkhorn import log_sinkhorn, plain_sinkhorn
 from readcli.errors import InvalidValueError, choices_text
+from readcli.ranges import TAU_VALID, valid_tau
 
 Domain = Literal["auto", "plain", "log"]
 DOMAINS: tuple[str, ...] = ("auto", "plain", "log")
@@ -218,8 +219,8 @@ def _uniform(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _check_options(*, tau: float, max_iter: int, tol: float, check_every: int, domain: str) -> None:
-    if not (isinstance(tau, int | float) and math.isfinite(tau) and tau > 0):
-        raise InvalidValueError(f"tau {tau!r} is invalid: use a finite temperature > 0 (e.g. 0.05)")
+    if not valid_tau(tau):
+        raise InvalidValueError(f"tau {tau!r} is invalid: {TAU_VALID}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise InvalidValueError(f"max_iter {max_iter!r} is invalid: use an integer >= 1")
     if not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):

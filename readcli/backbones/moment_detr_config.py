@@ -12,13 +12,13 @@ feature (TEF), while the Namespace pickled into a checkpoint is taken *after* it
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from readcli.errors import InputFileError, InvalidValueError, choices_text, reject_unknown_keys
+from readcli.records import read_json_file
 
 SPAN_LOSS_TYPES = ("l1", "ce")
 _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
@@ -27,6 +27,10 @@ _FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
     "bool": bool,
     "str": str,
 }
+# Bounds that keep a typo (hidden_dim 10**12) from sizing an allocation: far above any released model.
+MAX_SIZE = 65_536  # widths, heads, queries, table rows
+MAX_LAYERS = 64
+MAX_PARAMETERS = 2e9  # 8 GB of float32: the released model has 4.8 million
 TEF_DIM = 2  # the temporal endpoint feature (start, end) / n_clips appended to each clip's features
 
 # Official options that do not change the network: training, data, evaluation and bookkeeping
@@ -90,8 +94,21 @@ class MomentDETRConfig:
                 raise InvalidValueError(f"Moment-DETR option {f.name}={value!r}: expected type {f.type}")
         for name in ("hidden_dim", "nheads", "enc_layers", "dec_layers", "dim_feedforward", "num_queries",
                      "v_feat_dim", "t_feat_dim", "max_q_l", "max_v_l", "contrastive_hdim"):  # fmt: skip
-            if getattr(self, name) < 1:
-                raise InvalidValueError(f"Moment-DETR option {name}={getattr(self, name)}: must be >= 1")
+            top = MAX_LAYERS if name in ("enc_layers", "dec_layers") else MAX_SIZE
+            if not 1 <= getattr(self, name) <= top:
+                raise InvalidValueError(
+                    f"Moment-DETR option {name}={getattr(self, name)}: must be in 1..{top}"
+                )
+        approx = (self.enc_layers + self.dec_layers) * (
+            4 * self.hidden_dim**2 + 2 * self.hidden_dim * self.dim_feedforward
+        )
+        approx += self.hidden_dim * (self.v_feat_dim + self.t_feat_dim + self.max_q_l + self.max_v_l)
+        if approx > MAX_PARAMETERS:
+            raise InvalidValueError(
+                f"Moment-DETR options describe about {approx:.3g} parameters (hidden_dim={self.hidden_dim}, "
+                f"dim_feedforward={self.dim_feedforward}, {self.enc_layers}+{self.dec_layers} layers): "
+                f"at most {MAX_PARAMETERS:.0e} are built"
+            )
         if self.hidden_dim % self.nheads or self.hidden_dim % 2:
             raise InvalidValueError(
                 f"Moment-DETR hidden_dim={self.hidden_dim}: "
@@ -177,12 +194,7 @@ def _video_width(options: Mapping[str, Any]) -> int:
 def read_json_object(path: str | Path) -> dict[str, Any]:
     """Read a JSON file whose top level is an object; one-line InputFileError otherwise."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputFileError(f"file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputFileError(f"{path}: not a readable JSON file ({err})") from None
+    data = read_json_file(path)  # bounded nesting, no NaN/Infinity constants
     if not isinstance(data, dict):
         raise InputFileError(f"{path}: expected a JSON object at the top level, found {type(data).__name__}")
     return data

@@ -23,6 +23,8 @@ from typing import Any
 from readcli.backbones.moment_detr_config import read_json_object
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
 from readcli.fileio import cache_dir
+from readcli.records import validate
+from readcli.records.schemas_config import PresetCardRecord
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"  # where cards are edited (a source checkout)
 CARDS_PACKAGE_DIR = "models"  # readcli/models/ in a built package: MODELS_DIR's cards (setup.py)
@@ -102,6 +104,7 @@ def load_card(name: str) -> PresetCard:
         )
     raw, path = read_card(PRESETS[card])
     try:
+        validate(PresetCardRecord, raw, f"{path}")  # types; plain names (file_name joins a cache path)
         weights = raw["weights"]
         return PresetCard(
             name=raw["name"], architecture=raw["architecture"], configuration=dict(raw["configuration"]),

@@ -20,6 +20,10 @@ _INT_FIELDS = (
     "hidden_dim", "nheads", "ffn_ratio", "v_feat_dim", "a_feat_dim", "t_feat_dim",
     "bottleneck_tokens", "cross_layers", "dec_layers", "max_len",
 )  # fmt: skip
+# Bounds that keep a typo (hidden_dim 10**12) from sizing an allocation: far above any released model.
+MAX_SIZE = 65_536  # widths, heads, ratios, tokens, position-table rows
+MAX_LAYERS = 64
+MAX_PARAMETERS = 2e9  # 8 GB of float32: UMT-B has about 15 million
 _FLOAT_FIELDS = ("dropout", "input_dropout", "query_dropout")
 
 
@@ -55,11 +59,22 @@ class UMTConfig:
             if not isinstance(value, int):
                 raise InvalidValueError(f"UMT option {name}={value!r}: expected an integer")
             minimum = 0 if name in ("a_feat_dim", "t_feat_dim") else 1
-            if value < minimum:
-                raise InvalidValueError(f"UMT option {name}={value}: must be >= {minimum}")
+            top = MAX_LAYERS if name in ("cross_layers", "dec_layers") else MAX_SIZE
+            if not minimum <= value <= top:
+                raise InvalidValueError(f"UMT option {name}={value}: must be in {minimum}..{top}")
         for name in _FLOAT_FIELDS:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise InvalidValueError(f"UMT option {name}={getattr(self, name)}: must be in [0, 1)")
+        width = self.hidden_dim * (1 + self.ffn_ratio)
+        layers = 2 + self.cross_layers + self.dec_layers
+        approx = layers * 4 * self.hidden_dim * width + self.hidden_dim * (
+            self.v_feat_dim + self.a_feat_dim + self.t_feat_dim + 2 * self.max_len
+        )
+        if approx > MAX_PARAMETERS:
+            raise InvalidValueError(
+                f"UMT options describe about {approx:.3g} parameters (hidden_dim={self.hidden_dim}, "
+                f"ffn_ratio={self.ffn_ratio}, max_len={self.max_len}): at most {MAX_PARAMETERS:.0e} are built"
+            )
         if self.hidden_dim % self.nheads:
             raise InvalidValueError(
                 f"UMT hidden_dim={self.hidden_dim}: must be divisible by nheads={self.nheads}"

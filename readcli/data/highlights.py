@@ -14,9 +14,11 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from readcli.data.annotations import MomentAnnotation, rectangular_means
-from readcli.data.jsonl import JsonRow, is_number
+from readcli.data.annotations import MomentAnnotation
+from readcli.data.jsonl import JsonRow
 from readcli.errors import InvalidValueError, choices_text
+from readcli.records import validate
+from readcli.records.schemas_annotations import TVSumRow, YouTubeRow
 
 TVSUM_CLIP_SECONDS = 2.0
 
@@ -32,48 +34,37 @@ DOMAIN_ALIASES: dict[str, str] = {
 
 def parse_youtube_row(row: JsonRow) -> MomentAnnotation:
     """A YouTube Highlights row: binary per-clip target `match > 0` over the annotated clips."""
-    domain = str(row.identifier("domain"))
-    if row.has("match"):
-        match = _numbers(row, "match")
-    else:  # `label` ([[0/1] per clip]) carries the same information in these files
-        match = [_single(row, "label", i, v) for i, v in enumerate(row.list_of("label"))]
-    if not match:
-        raise row.fail("'match' has no clips")
-    if row.has("clip") and len(row.list_of("clip")) != len(match):
-        raise row.fail(f"'clip' lists {len(row.list_of('clip'))} clips but 'match' has {len(match)}")
-    if row.has("duration"):
-        duration = row.number("duration", positive=True)
-    else:
-        duration = row.number("frames", positive=True) / row.number("fps", positive=True)
-    scores = tuple(1.0 if m > 0 else 0.0 for m in match)
+    record = validate(YouTubeRow, row.data, row.where)
+    domain = str(record.domain)
+    scores = tuple(record.targets())
+    duration = record.seconds()
+    if duration is None:
+        raise row.fail("give 'duration', or 'frames' and 'fps'")
     return MomentAnnotation(
-        qid=row.identifier("qid"),
-        vid=str(row.identifier("vid")),
-        query=row.text("query") if row.has("query") else domain,
+        qid=record.qid,
+        vid=_required(row, "vid", record.vid),
+        query=record.query if record.query is not None else domain,
         duration=duration,
         format="youtube_highlights",
         source=row.where,
         windows=(),
-        clip_ids=tuple(range(len(match))),
+        clip_ids=tuple(range(len(scores))),
         clip_scores=scores,
         relevant_ids=tuple(i for i, s in enumerate(scores) if s > 0),
-        num_clips=len(match),
+        num_clips=len(scores),
         domain=domain,
     )
 
 
 def parse_tvsum_row(row: JsonRow) -> MomentAnnotation:
     """A TVSum row: per 2-second clip, the mean of the annotators' scores; relevant = above the median."""
-    per_clip = row.list_of("label")
-    if not per_clip:
-        raise row.fail("'label' has no clips")
-    fast = rectangular_means(per_clip)
-    means = list(fast) if fast is not None else _checked_means(row, per_clip)
+    record = validate(TVSumRow, row.data, row.where)
+    means = [float(sum(scores)) / len(scores) for scores in record.label]
     median = statistics.median(means)
     return MomentAnnotation(
-        qid=row.identifier("qid"),
-        vid=str(row.identifier("vid")),
-        query=row.text("query"),
+        qid=record.qid,
+        vid=_required(row, "vid", record.vid),
+        query=_required(row, "query", record.query),
         duration=len(means) * TVSUM_CLIP_SECONDS,
         format="tvsum",
         source=row.where,
@@ -82,38 +73,14 @@ def parse_tvsum_row(row: JsonRow) -> MomentAnnotation:
         clip_scores=tuple(means),
         relevant_ids=tuple(i for i, m in enumerate(means) if m > median),
         num_clips=len(means),
-        domain=str(row.identifier("domain")),
+        domain=str(record.domain),
     )
 
 
-def _checked_means(row: JsonRow, per_clip: list[object]) -> list[float]:
-    """Per clip, the annotators' mean, refusing anything but equal-length lists of numbers."""
-    means: list[float] = []
-    width = None
-    for index, scores in enumerate(per_clip):
-        if not isinstance(scores, list) or not scores or not all(is_number(s) for s in scores):
-            raise row.fail(f"label[{index}] must be a list of annotator scores, found {scores!r:.60}")
-        if width is not None and len(scores) != width:
-            raise row.fail(f"label[{index}] has {len(scores)} annotator scores, label[0] has {width}")
-        width = len(scores)
-        means.append(float(sum(scores)) / len(scores))
-    return means
-
-
-def _numbers(row: JsonRow, name: str) -> list[float]:
-    values = row.list_of(name)
-    for index, value in enumerate(values):
-        if not is_number(value):
-            raise row.fail(f"{name}[{index}] must be a number, found {value!r:.40}")
-    return [float(v) for v in values]
-
-
-def _single(row: JsonRow, name: str, index: int, value: object) -> float:
-    if isinstance(value, list) and len(value) == 1:
-        value = value[0]
-    if not is_number(value):
-        raise row.fail(f"{name}[{index}] must be a number or [number], found {value!r:.40}")
-    return float(value)
+def _required(row: JsonRow, name: str, value: int | str | None) -> str:
+    if value is None:
+        raise row.fail(f"missing field {name!r}")
+    return str(value)
 
 
 def domains(annotations: Sequence[MomentAnnotation]) -> list[str]:

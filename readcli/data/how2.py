@@ -101,6 +101,11 @@ def read_id_text_file(path: Path) -> tuple[dict[str, tuple[str, int]], list[str]
             textless.update(parts)
             continue
         video_id, text = parts
+        if "/" in video_id or "\\" in video_id or video_id in (".", "..") or len(video_id.encode()) > 200:
+            raise InputFileError(
+                f"{path}:{line_no}: video id {video_id!r:.60} must be a plain file name of at most 200 bytes "
+                "(no '/', '\\', '.' or '..': it names <video_id>.npy)"
+            )
         previous = entries.get(video_id)
         if previous is not None and previous[0] != text:
             raise InputFileError(

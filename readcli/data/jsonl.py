@@ -6,7 +6,6 @@ location and what was expected, so a broken annotation file is fixed without a t
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from readcli.errors import InputFileError
+from readcli.records import parse_json
 
 _MISSING = object()
 
@@ -104,10 +104,7 @@ def read_jsonl(path: str | Path) -> list[JsonRow]:
 
 
 def _parse_line(line: str, path: Path, line_no: int) -> JsonRow:
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise InputFileError(f"{path}:{line_no}: not valid JSON ({err.msg}, column {err.colno})") from None
+    data = parse_json(line, f"{path}:{line_no}")  # bounded nesting, no NaN/Infinity constants
     if not isinstance(data, dict):
         raise InputFileError(f"{path}:{line_no}: expected a JSON object, found {type(data).__name__}")
     return JsonRow(data=data, path=path, line=line_no)

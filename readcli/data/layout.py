@@ -13,7 +13,6 @@ runs fine and predicts nonsense.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,8 @@ from readcli.data.annotations import FORMATS
 from readcli.data.features import FeatureSources
 from readcli.errors import InputFileError, InvalidValueError, choices_text
 from readcli.features.store import TEXT_KEY
+from readcli.records import read_json_file, validate
+from readcli.records.schemas_config import DatasetManifest
 
 MANIFEST = "dataset.json"
 SPLITS = ("train", "val", "test")
@@ -132,12 +133,9 @@ def _audio_dir(root: Path, manifest: dict[str, Any]) -> Path | None:
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
-    if not path.is_file():
+    if not path.exists():
         return {}
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputFileError(f"{path}: not a readable JSON file ({err})") from None
+    manifest = read_json_file(path)  # bounded nesting, no NaN/Infinity constants
     if not isinstance(manifest, dict):
         raise InputFileError(f"{path}: expected a JSON object, found {type(manifest).__name__}")
     unknown = sorted(set(manifest) - set(MANIFEST_KEYS))
@@ -145,7 +143,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise InputFileError(
             f"{path}: unknown keys {choices_text(unknown)} (valid: {choices_text(MANIFEST_KEYS)})"
         )
-    return manifest
+    return validate(DatasetManifest, manifest, str(path)).as_dict()
 
 
 def _declared_streams(manifest: dict[str, Any], path: Path) -> list[tuple[str, dict[str, Any]]]:

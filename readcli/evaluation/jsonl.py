@@ -13,11 +13,14 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from readcli.errors import InputFileError
+from readcli.records import Record, read_jsonl_values, validate
+
+M = TypeVar("M", bound=Record)
 
 _MAX_NAMED = 10  # how many offending ids an error message lists before it counts the rest
 
@@ -59,21 +62,9 @@ def as_rows(data: Rows | Iterable[Mapping[str, Any]], name: str) -> Rows:
 def read_jsonl(path: str | Path) -> Rows:
     """Read a jsonl file of objects: blank lines are skipped, anything else broken is an error."""
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputFileError(f"{path}: cannot read as UTF-8 text ({err})") from None
     rows: list[Mapping[str, Any]] = []
     origins: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise InputFileError(f"{path}:{number}: not valid JSON ({err.msg}, column {err.colno})") from None
+    for number, row in read_jsonl_values(path):  # bounded nesting, no NaN/Infinity constants
         if not isinstance(row, dict):
             raise InputFileError(f"{path}:{number}: expected a JSON object, found {type(row).__name__}")
         rows.append(row)
@@ -81,6 +72,11 @@ def read_jsonl(path: str | Path) -> Rows:
     if not rows:
         raise InputFileError(f"{path}: no rows (the file is empty)")
     return Rows(name=str(path), rows=rows, origins=origins)
+
+
+def checked(rows: Rows, schema: type[M]) -> list[M]:
+    """Every row validated by `schema` (readcli/records); the first bad one names its file:line."""
+    return [validate(schema, row, origin) for row, origin in zip(rows.rows, rows.origins, strict=True)]
 
 
 def number_array(value: Any, origin: str, key: str, *, ndim: int = 1, width: int | None = None) -> np.ndarray:

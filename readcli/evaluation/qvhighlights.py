@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
 from readcli.errors import InputFileError
 from readcli.evaluation.highlights import NUM_ANNOTATORS, clip_score_matrix, highlight_metrics
-from readcli.evaluation.jsonl import Rows, as_rows, check_same_ids, number_array, unique_keys
+from readcli.evaluation.jsonl import Rows, as_rows, check_same_ids, checked, unique_keys
 from readcli.evaluation.moments import moment_retrieval_metrics
+from readcli.records.schemas_annotations import QVHighlightsTruth
+from readcli.records.schemas_evaluation import MomentPrediction
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +37,29 @@ _BRIEF_MR = {  # brief key -> (bucket, metric, threshold key)
 }
 
 RowsLike = Rows | Iterable[Mapping[str, Any]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Located:
+    """A validated prediction row and where it came from."""
+
+    row: MomentPrediction
+    origin: str
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """A validated ground-truth row and where it came from."""
+
+    row: QVHighlightsTruth
+    origin: str
+
+
+def _required(value: T | None, where: _Located | GroundTruth, key: str) -> T:
+    if value is None:
+        raise InputFileError(f"{where.origin}: missing field {key!r}")
+    return value
 
 
 def evaluate_qvhighlights(predictions: RowsLike, ground_truth: RowsLike) -> dict[str, float]:
@@ -49,15 +75,21 @@ def qvhighlights_report(predictions: RowsLike, ground_truth: RowsLike) -> dict[s
     `pred_relevant_windows` and highlight metrics `pred_saliency_scores`; a file may carry either
     or both (every row then carries it).
     """
-    pred = as_rows(predictions, "predictions")
-    gt = as_rows(ground_truth, "ground_truth")
-    pred_ids = unique_keys(pred, ("qid",))
-    gt_index = {qid: i for i, qid in enumerate(unique_keys(gt, ("qid",)))}
-    check_same_ids(pred_ids, gt_index, sources=(pred.name, gt.name))
+    pred_rows = as_rows(predictions, "predictions")
+    gt_rows = as_rows(ground_truth, "ground_truth")
+    pred = [
+        _Located(r, o) for r, o in zip(checked(pred_rows, MomentPrediction), pred_rows.origins, strict=True)
+    ]
+    gt = [
+        GroundTruth(r, o) for r, o in zip(checked(gt_rows, QVHighlightsTruth), gt_rows.origins, strict=True)
+    ]
+    pred_ids = unique_keys(pred_rows, ("qid",))
+    gt_index = {qid: i for i, qid in enumerate(unique_keys(gt_rows, ("qid",)))}
+    check_same_ids(pred_ids, gt_index, sources=(pred_rows.name, gt_rows.name))
     order = [gt_index[qid] for qid in pred_ids]  # ground-truth row of each prediction row
-    has_mr, has_hl = pred.has_field(WINDOWS_FIELD), pred.has_field(SALIENCY_FIELD)
+    has_mr, has_hl = pred_rows.has_field(WINDOWS_FIELD), pred_rows.has_field(SALIENCY_FIELD)
     if not (has_mr or has_hl):
-        raise InputFileError(f"{pred.name}: rows carry neither {WINDOWS_FIELD!r} nor {SALIENCY_FIELD!r}")
+        raise InputFileError(f"{pred_rows.name}: rows carry neither {WINDOWS_FIELD!r} nor {SALIENCY_FIELD!r}")
     full: dict[str, Any] = {}
     brief: dict[str, float] = {}
     if has_mr:
@@ -74,19 +106,31 @@ def qvhighlights_report(predictions: RowsLike, ground_truth: RowsLike) -> dict[s
     return {"brief": brief, **dict(sorted(full.items()))}
 
 
-def _moment_metrics(pred: Rows, gt: Rows, order: list[int]) -> dict[str, Any]:
+# The official post-processing clips windows to [0, 150 s] (QVHighlights' longest video), not to
+# each video's duration: a prediction may reach past its video's end up to that bound.
+OFFICIAL_MAX_TS = 150.0
+
+
+def _moment_metrics(pred: list[_Located], gt: list[GroundTruth], order: list[int]) -> dict[str, Any]:
     pred_windows, gt_windows = [], []
     for p, g in enumerate(order):
-        windows = number_array(pred.field(p, WINDOWS_FIELD), pred.origins[p], WINDOWS_FIELD, ndim=2, width=3)
-        truth = number_array(
-            gt.field(g, "relevant_windows"), gt.origins[g], "relevant_windows", ndim=2, width=2
+        windows = np.asarray(
+            _required(pred[p].row.pred_relevant_windows, pred[p], WINDOWS_FIELD), dtype=np.float64
         )
-        if (truth[:, 1] < truth[:, 0]).any():
-            raise InputFileError(f"{gt.origins[g]}: a relevant window ends before it starts")
+        windows = windows.reshape(-1, 3)  # (W, 3) start, end, score
+        truth = np.asarray(_required(gt[g].row.relevant_windows, gt[g], "relevant_windows"), dtype=np.float64)
+        bound = max(gt[g].row.duration, OFFICIAL_MAX_TS)
+        if len(windows) and windows[:, 1].max() > bound:
+            worst = windows[int(windows[:, 1].argmax())]
+            raise InputFileError(
+                f"{pred[p].origin}: predicted window [{worst[0]:g}, {worst[1]:g}] ends past the video "
+                f"({gt[g].origin}: duration {gt[g].row.duration:g} s): windows must end by "
+                f"max(duration, {OFFICIAL_MAX_TS:g} s)"
+            )
         if len(truth) == 0:  # AP is undefined without a GT window; the official code yields NaN
             continue
         pred_windows.append(windows)
-        gt_windows.append(truth[:, :2])
+        gt_windows.append(truth.reshape(-1, 2))
     if len(gt_windows) < len(order):
         log.warning(
             "%d queries without ground-truth windows left out of MR metrics", len(order) - len(gt_windows)
@@ -94,33 +138,35 @@ def _moment_metrics(pred: Rows, gt: Rows, order: list[int]) -> dict[str, Any]:
     return moment_retrieval_metrics(pred_windows, gt_windows)
 
 
-def _highlight_metrics(pred: Rows, gt: Rows, order: list[int]) -> dict[str, Any]:
+def _highlight_metrics(pred: list[_Located], gt: list[GroundTruth], order: list[int]) -> dict[str, Any]:
     pred_scores, gt_scores = [], []
     for p, g in enumerate(order):
-        scores = number_array(pred.field(p, SALIENCY_FIELD), pred.origins[p], SALIENCY_FIELD)
+        scores = np.asarray(
+            _required(pred[p].row.pred_saliency_scores, pred[p], SALIENCY_FIELD), dtype=np.float64
+        )
         if len(scores) == 0:
-            raise InputFileError(f"{pred.origins[p]}: field {SALIENCY_FIELD!r} is empty")
+            raise InputFileError(f"{pred[p].origin}: field {SALIENCY_FIELD!r} is empty")
         pred_scores.append(scores)
-        gt_scores.append(_gt_clip_scores(gt, g))
+        gt_scores.append(_gt_clip_scores(gt[g]))
     return highlight_metrics(pred_scores, gt_scores)
 
 
-def _gt_clip_scores(gt: Rows, g: int) -> np.ndarray:
-    """(clips, 3) annotator scores of ground-truth row g, checked against its duration."""
-    origin = gt.origins[g]
-    duration = float(number_array([gt.field(g, "duration")], origin, "duration")[0])
-    clip_ids = number_array(gt.field(g, "relevant_clip_ids"), origin, "relevant_clip_ids")
-    scores = number_array(gt.field(g, "saliency_scores"), origin, "saliency_scores", ndim=2, width=3)
-    num_clips = int(duration / 2)
-    if len(scores) != len(clip_ids) or (len(scores) and scores.shape[1] != NUM_ANNOTATORS):
+def _gt_clip_scores(truth: GroundTruth) -> np.ndarray:
+    """(clips, 3) annotator scores of a ground-truth row, checked against its duration."""
+    row, origin = truth.row, truth.origin
+    clip_ids = np.asarray(_required(row.relevant_clip_ids, truth, "relevant_clip_ids"), dtype=np.float64)
+    per_clip = _required(row.saliency_scores, truth, "saliency_scores")
+    if any(not isinstance(s, list) or len(s) != NUM_ANNOTATORS for s in per_clip):
         raise InputFileError(
             f"{origin}: 'saliency_scores' must hold one [a1, a2, a3] triple per relevant clip "
-            f"({len(clip_ids)} clips, found shape {tuple(scores.shape)})"
+            f"(QVHighlights has {NUM_ANNOTATORS} annotators)"
         )
-    bad = clip_ids[(clip_ids < 0) | (clip_ids >= num_clips) | (clip_ids != np.round(clip_ids))]
+    scores = np.asarray(per_clip, dtype=np.float64).reshape(-1, NUM_ANNOTATORS)
+    num_clips = int(row.duration / 2)
+    bad = clip_ids[clip_ids >= num_clips]
     if len(bad):
         raise InputFileError(
-            f"{origin}: relevant clip id {bad[0]:g} outside the video (duration {duration:g} s = "
+            f"{origin}: relevant clip id {bad[0]:g} outside the video (duration {row.duration:g} s = "
             f"{num_clips} clips of 2 s: use ids 0..{num_clips - 1})"
         )
-    return clip_score_matrix(duration, clip_ids, scores)
+    return clip_score_matrix(row.duration, clip_ids, scores)

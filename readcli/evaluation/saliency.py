@@ -142,6 +142,10 @@ def _per_domain(
 
 def _match_videos(pred: Rows, gt: Rows) -> dict[str, list[tuple[Any, int, int]]]:
     """Pair prediction and ground-truth rows by id, for every video of every predicted domain."""
+    from readcli.evaluation.jsonl import checked
+    from readcli.records.schemas_evaluation import HighlightPrediction
+
+    checked(pred, HighlightPrediction)  # types and ranges of every row (readcli/records)
     gt_index = {key: i for i, key in enumerate(unique_keys(gt, ID_FIELDS))}
     pred_ids = unique_keys(pred, ID_FIELDS)
     unknown = [key for key in pred_ids if key not in gt_index]
@@ -169,6 +173,10 @@ def _match_videos(pred: Rows, gt: Rows) -> dict[str, list[tuple[Any, int, int]]]
 
 def _youtube_labels(gt: Rows, g: int) -> np.ndarray:
     """(N, 1) highlight labels: `match` > 0 as UMT reads them, else the `label` column > 0."""
+    from readcli.records import validate
+    from readcli.records.schemas_annotations import YouTubeRow
+
+    validate(YouTubeRow, gt.rows[g], gt.origins[g])  # the row's schema (readcli/records)
     key = "match" if gt.rows[g].get("match") is not None else "label"
     values = gt.field(g, key)
     if key == "label":  # stored as [[0], [1], ...]
@@ -178,6 +186,10 @@ def _youtube_labels(gt: Rows, g: int) -> np.ndarray:
 
 def _tvsum_labels(gt: Rows, g: int) -> np.ndarray:
     """(N, A) positives: a clip above the annotator's median score (torch's lower median, as UMT)."""
+    from readcli.records import validate
+    from readcli.records.schemas_annotations import TVSumRow
+
+    validate(TVSumRow, gt.rows[g], gt.origins[g])  # the row's schema (readcli/records)
     scores = number_array(gt.field(g, "label"), gt.origins[g], "label", ndim=2, width=1)  # (N, A)
     if len(scores) == 0:
         raise InputFileError(f"{gt.origins[g]}: field 'label' is empty")

@@ -37,11 +37,17 @@ class ClipPlan:
         return len(self.frame_indices)
 
 
+# Clip lengths readcli accepts: a tiny one (1e-300) would size the clip table by duration / clip_len.
+CLIP_LEN_RANGE = (0.01, 3600.0)
+
+
 def check_clip_len(clip_len: float) -> float:
-    """Refuse a clip length that is not a positive, finite number of seconds."""
-    if not np.isfinite(clip_len) or clip_len <= 0:
+    """Refuse a clip length that is not a positive, finite number of seconds within CLIP_LEN_RANGE."""
+    low, high = CLIP_LEN_RANGE
+    if not np.isfinite(clip_len) or clip_len <= 0 or not low <= clip_len <= high:
         raise InvalidValueError(
-            f"--clip-len {clip_len} is invalid: use a positive number of seconds (e.g. 2)"
+            f"--clip-len {clip_len} is invalid: use a positive number of seconds in [{low:g}, {high:g}] "
+            "(e.g. 2)"
         )
     return float(clip_len)
 

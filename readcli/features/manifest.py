@@ -7,13 +7,14 @@ video of the full sorted list was done by exactly one shard. See docs/distribute
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from readcli.errors import InputFileError
 from readcli.fileio import atomic_write_json
+from readcli.records import read_json_file, validate
+from readcli.records.schemas_config import ShardManifestRecord
 
 FORMAT = 1
 SHARDS_DIR = "shards"
@@ -70,17 +71,22 @@ def read_manifests(folder: Path) -> list[ShardManifest]:
 
 def _read(path: Path, folder: Path) -> ShardManifest:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        index, count = (int(part) for part in str(raw["shard"]).split("/"))
-        items = tuple(
-            ManifestItem(str(i["kind"]), str(i["name"]), str(i["status"]), i.get("reason"))
-            for i in raw["items"]
-        )
+        raw = read_json_file(path)  # bounded nesting, no NaN/Infinity constants
+        if not isinstance(raw, dict):
+            raise InputFileError(f"{path}: expected a JSON object, found {type(raw).__name__}")
+        record = validate(ShardManifestRecord, raw, str(path))
+        index, count = (int(part) for part in record.shard.split("/"))
+        items = tuple(ManifestItem(i.kind, i.name, i.status, i.reason) for i in record.items)
         return ShardManifest(
-            folder, index, count, dict(raw["encoder"]),
-            tuple(map(str, raw["videos"])), tuple(map(str, raw["queries"])), items,
-        )  # fmt: skip
-    except (OSError, ValueError, KeyError, TypeError) as err:
+            folder, index, count, dict(record.encoder), tuple(record.videos), tuple(record.queries), items
+        )
+    except InputFileError as err:
+        detail = str(err).removeprefix(f"{path}: ")
+        raise InputFileError(
+            f"{path}: not a readable shard manifest ({detail}); "
+            "rerun that shard's readcli extract to rewrite it"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
         raise InputFileError(
             f"{path}: not a readable shard manifest ({type(err).__name__}: {err}); "
             "rerun that shard's readcli extract to rewrite it"

@@ -9,7 +9,6 @@ by two runs with different settings (each file atomic, the pair not) count as st
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -22,6 +21,7 @@ from readcli.errors import InputFileError
 from readcli.features.clip_encoder import EncoderSpec
 from readcli.features.clips import CLIP_RULE, ClipPlan
 from readcli.features.store import TEXT_KEY, VIDEO_KEY, load_feature_array
+from readcli.records import read_json_file
 
 FORMAT = "readcli-features"
 FORMAT_VERSION = 1
@@ -103,8 +103,8 @@ def query_metadata(
 def read_metadata(path: Path) -> dict[str, Any] | None:
     """The metadata dict, or None when absent or unreadable (then the features are made again)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = read_json_file(path)  # bounded nesting
+    except (OSError, ValueError, InputFileError):
         return None
     return data if isinstance(data, dict) else None
 

@@ -81,7 +81,12 @@ def collect_sources(args: list[str]) -> tuple[list[Source], list[str]]:
         if problem:
             problems.append(problem)
         for file in files:
-            unique.setdefault(file.resolve(), file)
+            try:
+                resolved = file.resolve()
+            except (RuntimeError, OSError):  # a symbolic link loop (RuntimeError before Python 3.13)
+                problems.append(f"{file}: a symbolic link loop (it leads back to itself): give a video file")
+                continue
+            unique.setdefault(resolved, file)
     by_name: dict[str, list[Path]] = defaultdict(list)
     for resolved in unique:
         by_name[resolved.stem].append(resolved)

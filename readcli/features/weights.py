@@ -10,7 +10,6 @@ path, size and mtime so a re-run does not re-hash hundreds of megabytes.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import socket
@@ -22,6 +21,7 @@ from typing import Any
 
 from readcli.errors import InputFileError, InvalidValueError, OfflineError
 from readcli.fileio import atomic_write_json, cache_dir
+from readcli.records import read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +57,10 @@ def file_sha256(path: str | Path) -> str:
     key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
     store = cache_dir() / "digests.json"
     try:
-        cached = json.loads(store.read_text(encoding="utf-8"))
+        cached = read_json_file(store)  # bounded nesting
         if not isinstance(cached, dict):
             cached = {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, InputFileError):
         cached = {}
     if isinstance(cached.get(key), str):
         return str(cached[key])

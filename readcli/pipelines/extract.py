@@ -26,7 +26,8 @@ from readcli.features.metadata import is_current, query_metadata, settings, vide
 from readcli.features.queries import Query, read_queries
 from readcli.features.sources import Shard, Source, collect_sources, parse_shard, take_shard
 from readcli.features.store import TEXT_KEY, VIDEO_KEY, save_feature_array
-from readcli.fileio import atomic_write_json
+from readcli.fileio import atomic_write_json, check_output_dir
+from readcli.ranges import MAX_BATCH_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -116,15 +117,13 @@ class _Run:
 def _validate(request: ExtractRequest) -> Shard | None:
     if not request.paths and request.queries is None:
         raise InvalidValueError("nothing to extract: give video PATHs, --queries FILE, or both")
-    if request.batch_size < 1:
+    if not 1 <= request.batch_size <= MAX_BATCH_SIZE:
         raise InvalidValueError(
-            f"--batch-size {request.batch_size} is invalid: use a positive integer (e.g. 32)"
+            f"--batch-size {request.batch_size} is invalid: use a positive integer <= {MAX_BATCH_SIZE} "
+            "(e.g. 32)"
         )
     check_clip_len(request.clip_len)
-    if request.out_dir.exists() and not request.out_dir.is_dir():
-        raise InvalidValueError(
-            f"--out {request.out_dir} is a file: give a folder (it is created if missing)"
-        )
+    check_output_dir(request.out_dir, "--out")  # a file, or not writable: refused before CLIP loads
     return parse_shard(request.shard)
 
 

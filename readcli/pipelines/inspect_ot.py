@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from readcli.errors import InvalidValueError
+from readcli.ranges import TAU_VALID, valid_tau
 from readcli.weights.provenance import ClipUse, Provenance, features_provenance, run_provenance
 
 if TYPE_CHECKING:
@@ -52,8 +53,8 @@ class InspectOTRequest:
             raise InvalidValueError(f"--clip-len {self.clip_len} is invalid: use seconds > 0")
         if not (math.isfinite(self.mass) and 0 < self.mass <= 1):
             raise InvalidValueError(f"--mass {self.mass} is out of range: use a fraction in (0, 1]")
-        if not (math.isfinite(self.tau) and self.tau > 0):
-            raise InvalidValueError(f"--tau {self.tau} is invalid: use a finite temperature > 0 (e.g. 0.05)")
+        if not valid_tau(self.tau):
+            raise InvalidValueError(f"--tau {self.tau} is invalid: {TAU_VALID}")
         if self.max_iter < 1:
             raise InvalidValueError(f"--max-iter {self.max_iter} is invalid: use an integer >= 1")
         if not (math.isfinite(self.tol) and self.tol >= 0):

@@ -1,14 +1,14 @@
 """JSON text to Python values, refusing what the standard library would choke or lie on.
 
 `json.loads` recurses once per nesting level, so a file nested 200,000 deep raises RecursionError;
-it also accepts the non-standard constants NaN and Infinity. Both are refused here before or while
-parsing, as an InputFileError naming the file (and line, for JSONL).
+it also accepts the non-standard constants NaN and Infinity. Both are refused here while or right
+after parsing (the depth of what was parsed is checked without recursion), as an InputFileError
+naming the file (and line, for JSONL).
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +20,21 @@ MAX_DEPTH = 64
 # The largest JSON/JSONL file readcli reads at once (annotation releases are tens of MB).
 MAX_BYTES = 2 * 1024**3
 
-_BRACKETS_OR_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
-
-def nesting_depth(text: str) -> int:
-    """The deepest bracket nesting of JSON text, ignoring brackets inside strings (linear time)."""
-    depth = deepest = 0
-    for match in _BRACKETS_OR_STRINGS.finditer(text):
-        token = match.group()
-        if token in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-            if deepest > MAX_DEPTH:  # stop early: the rest cannot make it acceptable
-                return deepest
-        elif token in "]}":
-            depth -= 1
-    return deepest
+def nesting_depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """The nesting depth of a parsed JSON value (a scalar is 0), level by level without recursion;
+    stops once past `limit`. json.loads makes only dicts and lists, so exact type tests suffice."""
+    depth = 0
+    level = [value] if type(value) is dict or type(value) is list else []
+    while level and depth <= limit:
+        depth += 1
+        below = []
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                if type(child) is list or type(child) is dict:
+                    below.append(child)
+        level = below
+    return depth
 
 
 def _refuse_constant(name: str) -> Any:
@@ -44,17 +43,22 @@ def _refuse_constant(name: str) -> Any:
 
 def parse_json(text: str, where: str) -> Any:
     """Parse JSON text; `where` names it in errors ("file" or "file:line")."""
-    depth = nesting_depth(text)
-    if depth > MAX_DEPTH:
-        raise InputFileError(
-            f"{where}: JSON nested deeper than {MAX_DEPTH} levels (readcli's records are flat)"
-        )
+    too_deep = InputFileError(
+        f"{where}: JSON nested deeper than {MAX_DEPTH} levels (readcli's records are flat)"
+    )
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
+        # json's C scanner stops at Python's recursion limit with a RecursionError, safely; anything
+        # it returns is then checked against MAX_DEPTH without recursion
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise too_deep from None
     except json.JSONDecodeError as err:
         raise InputFileError(f"{where}: not valid JSON ({err.msg}, column {err.colno})") from None
     except ValueError as err:  # _refuse_constant, or an integer too long to convert
         raise InputFileError(f"{where}: not valid JSON ({err})") from None
+    if nesting_depth(value) > MAX_DEPTH:
+        raise too_deep
+    return value
 
 
 def _read_text(path: Path) -> str:

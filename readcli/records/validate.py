@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, Strict, ValidationError
 
 from readcli.errors import InputFileError
 
@@ -31,12 +31,35 @@ def _finite(value: float) -> float:
     return value
 
 
+# File systems take names of up to 255 bytes; ids get a prefix and a suffix (qid{qid}.npz, .json).
+MAX_NAME_BYTES = 200
+
+
 def _plain_name(value: str) -> str:
     # ids become file names (features/{vid}.npz): no separators, no "." or "..", nothing hidden
     if not value or value in (".", "..") or "/" in value or "\\" in value or "\x00" in value:
         raise ValueError("must be a plain file name (no '/', '\\', '.' or '..')")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate ("\\ud800" in JSON) names no file that can be written
+        raise ValueError("must be a plain file name in valid Unicode (no lone surrogates)") from None
+    if size > MAX_NAME_BYTES:
+        raise ValueError(f"must be a plain file name of at most {MAX_NAME_BYTES} bytes")
     return value
 
+
+def _identifier(value: object) -> int | str:
+    # qids and vids: JSON integers or plain names; 1.5, true, null, lists and "../x" are not ids
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError("must be an integer or a plain file name")
+    return _plain_name(value) if isinstance(value, str) else value
+
+
+# The longest video readcli accepts: one day. Videos readcli handles last seconds to an hour (the
+# longest YouTube Highlights video is 25 min); a bound keeps a typo like 1e300 from sizing an array.
+MAX_SECONDS = 86_400.0
+# The most clips (or rows) a record may list: a day of 0.5-s clips.
+MAX_CLIPS = 172_800
 
 # A JSON number (int or float, never bool) that is finite; ints widen to float in strict mode.
 Finite = Annotated[float, Strict(), AfterValidator(_finite)]
@@ -45,11 +68,24 @@ Positive = Annotated[float, Strict(), Field(gt=0), AfterValidator(_finite)]
 Count = Annotated[int, Strict(), Field(ge=0)]
 Text = Annotated[str, Strict()]
 PlainName = Annotated[str, Strict(), AfterValidator(_plain_name)]
+# An id that names a file: an integer (QVHighlights qids) or a plain file name, never 1.5 or a bool.
+Id = Annotated[int | str, PlainValidator(_identifier)]
+Flag = Annotated[bool, Strict()]  # true or false, never "yes" or 1
+# A time in seconds inside a video, and a video's duration: finite, bounded by MAX_SECONDS.
+Seconds = Annotated[float, Strict(), Field(ge=0, le=MAX_SECONDS), AfterValidator(_finite)]
+Duration = Annotated[float, Strict(), Field(gt=0, le=MAX_SECONDS), AfterValidator(_finite)]
+ClipIndex = Annotated[int, Strict(), Field(ge=0, lt=MAX_CLIPS)]
+
+
+def _is_branch(part: int | str) -> bool:
+    # pydantic names union branches and validators in the location ("constrained-float",
+    # "list[...]", "function-plain[...]"); field names never hold '-' or '['
+    return isinstance(part, str) and ("-" in part or "[" in part)
 
 
 def _field_path(location: tuple[int | str, ...]) -> str:
     text = ""
-    for part in location:
+    for part in (p for p in location if not _is_branch(p)):
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "record"
 
@@ -67,12 +103,23 @@ def validate(schema: type[M], data: Any, where: str) -> M:
     try:
         return schema.model_validate(data)
     except ValidationError as err:
-        first = err.errors(include_url=False)[0]
+        errors = err.errors(include_url=False)
+        # the first field in error; for a union, the branch that got deepest says most
+        top = errors[0]["loc"][:1]
+        first = max((e for e in errors if e["loc"][:1] == top), key=lambda e: len(e["loc"]))
         field = _field_path(tuple(first["loc"]))
         reason = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             valid = ", ".join(sorted(schema.model_fields))
             raise InputFileError(f"{where}: unknown field {field!r}: valid fields are {valid}") from None
+        location = tuple(first["loc"])
+        if first["type"] == "missing" and location and isinstance(location[-1], int):  # a short tuple
+            raise InputFileError(
+                f"{where}: field {_field_path(location[:-1])!r} = {_shown(first.get('input'))}: "
+                f"too few items (no item {location[-1]})"
+            ) from None
         if first["type"] == "missing":
             raise InputFileError(f"{where}: missing field {field!r}") from None
+        if not first["loc"]:  # a check across fields (model_validator): its message says it all
+            raise InputFileError(f"{where}: {reason}") from None
         raise InputFileError(f"{where}: field {field!r} = {_shown(first.get('input'))}: {reason}") from None

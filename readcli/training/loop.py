@@ -63,8 +63,12 @@ class TrainSettings:
             raise InvalidValueError(f"--epochs {self.epochs} is invalid: use an integer >= 1")
         if not (math.isfinite(self.lr) and 0 < self.lr <= 1):
             raise InvalidValueError(f"--lr {self.lr} is invalid: use a learning rate in (0, 1]")
-        if self.weight_decay < 0:
-            raise InvalidValueError(f"--weight-decay {self.weight_decay} is invalid: use a value >= 0")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):  # NaN would poison every weight
+            raise InvalidValueError(f"--weight-decay {self.weight_decay} is invalid: use a finite value >= 0")
+        if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
+            raise InvalidValueError(
+                f"grad_clip {self.grad_clip} is invalid: use a finite value >= 0 (0: no clipping)"
+            )
         if self.batch_size < 1:
             raise InvalidValueError(f"--batch-size {self.batch_size} is invalid: use an integer >= 1")
         if self.amp not in ("auto", "off", "bf16", "fp16"):

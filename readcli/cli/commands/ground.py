@@ -93,6 +93,10 @@ def ground(
         video, (query, *(more or ())), backbone, adapter, clip_model, clip_weights, top_k,
         device, stride=stride, nms_iou=nms_iou,
     )  # fmt: skip
+    if png is not None:  # before the run: a bad --png must not cost the whole video
+        from readcli.fileio import check_output_file
+
+        check_output_file(png, "--png")
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

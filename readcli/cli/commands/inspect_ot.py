@@ -69,6 +69,10 @@ def inspect_ot(
         video_features, text_features, video, query, clip_model, clip_weights,
         device=device, mass=mass, tau=tau, top_k=top,
     )  # fmt: skip
+    if png is not None:  # before any features are read or extracted
+        from readcli.fileio import check_output_file
+
+        check_output_file(png, "--png")
     result = pipeline.run(request)
     if result.provenance.warning:
         err_console.print(f"warning: {result.provenance.warning}", markup=False)
