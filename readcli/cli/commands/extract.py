@@ -50,7 +50,8 @@ class _Renderer:
                 report_error(event.outcome.reason or "failed")
 
     def _of(self) -> tuple[int, int] | None:
-        return (self.finished, self.planned) if self.planned else None
+        # clamped: the queries' batch item reports progress after the last planned item finished
+        return (min(self.finished, self.planned - 1), self.planned) if self.planned else None
 
 
 def _summary(result: Any) -> Table:
