@@ -72,3 +72,13 @@ def test_validate_errors_are_one_line_naming_field_and_value(data: dict, pattern
     with pytest.raises(InputFileError, match=pattern) as caught:
         validate(_Moment, data, "g:1")
     assert "\n" not in str(caught.value)
+
+
+def test_field_names_with_hyphens_are_kept_in_the_path() -> None:
+    """Metric names hold '-' (MR-full-mAP); only pydantic's union branch names are dropped."""
+
+    class _History(Record):
+        history: list[dict[str, Finite | None]]
+
+    with pytest.raises(InputFileError, match=r"field 'history\[0\]\.MR-full-mAP' = 'x'"):
+        validate(_History, {"history": [{"MR-full-mAP": "x"}]}, "state.json")

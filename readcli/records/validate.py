@@ -83,9 +83,20 @@ def _is_branch(part: int | str) -> bool:
     return isinstance(part, str) and ("-" in part or "[" in part)
 
 
-def _field_path(location: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in (p for p in location if not _is_branch(p)):
+def _field_path(location: tuple[int | str, ...], data: Any = None) -> str:
+    """`history[0].MR-full-mAP` from pydantic's location, walking the input alongside it: a part that
+    indexes the input is a field (whatever characters it holds); one that does not is a union
+    branch's name, unless it looks like a plain field name (a missing field)."""
+    text, node = "", data
+    for part in location:
+        indexes_dict = isinstance(node, dict) and part in node
+        indexes_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if indexes_dict or indexes_list:
+            node = node[part]
+        elif _is_branch(part):
+            continue
+        else:
+            node = None
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "record"
 
@@ -107,7 +118,7 @@ def validate(schema: type[M], data: Any, where: str) -> M:
         # the first field in error; for a union, the branch that got deepest says most
         top = errors[0]["loc"][:1]
         first = max((e for e in errors if e["loc"][:1] == top), key=lambda e: len(e["loc"]))
-        field = _field_path(tuple(first["loc"]))
+        field = _field_path(tuple(first["loc"]), data)
         reason = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             valid = ", ".join(sorted(schema.model_fields))
@@ -115,7 +126,7 @@ def validate(schema: type[M], data: Any, where: str) -> M:
         location = tuple(first["loc"])
         if first["type"] == "missing" and location and isinstance(location[-1], int):  # a short tuple
             raise InputFileError(
-                f"{where}: field {_field_path(location[:-1])!r} = {_shown(first.get('input'))}: "
+                f"{where}: field {_field_path(location[:-1], data)!r} = {_shown(first.get('input'))}: "
                 f"too few items (no item {location[-1]})"
             ) from None
         if first["type"] == "missing":
