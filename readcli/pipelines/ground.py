@@ -20,7 +20,6 @@ from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.cache import FeatureCache
 from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder
 from readcli.logfilter import dropping_records
-from readcli.ranges import MAX_BATCH_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +97,8 @@ def _validate(request: GroundRequest) -> None:
         raise InvalidValueError(f"--nms-iou {request.nms_iou} is invalid: use a value in [0, 1]")
     if request.stride is not None and request.stride < 1:
         raise InvalidValueError(f"--stride {request.stride} is invalid: use a number of clips >= 1")
+    from readcli.ranges import MAX_BATCH_SIZE
+
     if not 1 <= request.batch_size <= MAX_BATCH_SIZE:
         raise InvalidValueError(
             f"--batch-size {request.batch_size} is invalid: use an integer >= 1 and <= {MAX_BATCH_SIZE}"

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from readcli.errors import InvalidValueError
-from readcli.ranges import TAU_VALID, valid_tau
 
 if TYPE_CHECKING:
     from readcli.features.cache import FeatureCache
@@ -52,6 +51,8 @@ class InspectOTRequest:
             raise InvalidValueError(f"--clip-len {self.clip_len} is invalid: use seconds > 0")
         if not (math.isfinite(self.mass) and 0 < self.mass <= 1):
             raise InvalidValueError(f"--mass {self.mass} is out of range: use a fraction in (0, 1]")
+        from readcli.ranges import TAU_VALID, valid_tau
+
         if not valid_tau(self.tau):
             raise InvalidValueError(f"--tau {self.tau} is invalid: {TAU_VALID}")
         if self.max_iter < 1:

@@ -78,14 +78,14 @@ def ground(
     """Find the moments of a video that match each query, and its saliency curve."""
     from readcli.pipelines.ground import GroundRequest, run, write_saliency_png
 
-    request = GroundRequest(
-        video, (query, *(more or ())), backbone, adapter, clip_model, clip_weights, top_k,
-        device, stride=stride, nms_iou=nms_iou,
-    )  # fmt: skip
     if png is not None:  # before the run: a bad --png must not cost the whole video
         from readcli.fileio import check_output_file
 
         check_output_file(png, "--png")
+    request = GroundRequest(
+        video, (query, *(more or ())), backbone, adapter, clip_model, clip_weights, top_k,
+        device, stride=stride, nms_iou=nms_iou,
+    )  # fmt: skip
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
         tasks: dict[str, Any] = {}
