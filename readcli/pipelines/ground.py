@@ -104,6 +104,7 @@ def _validate(request: GroundRequest) -> None:
         raise InvalidValueError(f"--nms-iou {request.nms_iou} is invalid: use a value in [0, 1]")
     if request.stride is not None and request.stride < 1:
         raise InvalidValueError(f"--stride {request.stride} is invalid: use a number of clips >= 1")
+
     if not 1 <= request.batch_size <= MAX_BATCH_SIZE:
         raise InvalidValueError(
             f"--batch-size {request.batch_size} is invalid: use an integer >= 1 and <= {MAX_BATCH_SIZE}"

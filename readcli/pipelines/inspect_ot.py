@@ -53,6 +53,7 @@ class InspectOTRequest:
             raise InvalidValueError(f"--clip-len {self.clip_len} is invalid: use seconds > 0")
         if not (math.isfinite(self.mass) and 0 < self.mass <= 1):
             raise InvalidValueError(f"--mass {self.mass} is out of range: use a fraction in (0, 1]")
+
         if not valid_tau(self.tau):
             raise InvalidValueError(f"--tau {self.tau} is invalid: {TAU_VALID}")
         if self.max_iter < 1:

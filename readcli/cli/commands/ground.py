@@ -89,14 +89,14 @@ def ground(
     use_threads(threads)
     from readcli.pipelines.ground import GroundRequest, run, write_saliency_png
 
-    request = GroundRequest(
-        video, (query, *(more or ())), backbone, adapter, clip_model, clip_weights, top_k,
-        device, stride=stride, nms_iou=nms_iou,
-    )  # fmt: skip
     if png is not None:  # before the run: a bad --png must not cost the whole video
         from readcli.fileio import check_output_file
 
         check_output_file(png, "--png")
+    request = GroundRequest(
+        video, (query, *(more or ())), backbone, adapter, clip_model, clip_weights, top_k,
+        device, stride=stride, nms_iou=nms_iou,
+    )  # fmt: skip
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
