@@ -12,7 +12,6 @@ Cards are edited in the repository's top-level `models/`; the build ships them i
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -23,7 +22,7 @@ from typing import Any
 from readcli.backbones.moment_detr_config import read_json_object
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
 from readcli.fileio import cache_dir
-from readcli.records import validate
+from readcli.records import parse_json, validate
 from readcli.records.schemas_config import PresetCardRecord
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"  # where cards are edited (a source checkout)
@@ -85,10 +84,10 @@ def read_card(file_name: str) -> tuple[dict[str, Any], str]:
     if isinstance(card, Path):
         return read_json_object(card), str(card)
     try:  # a package served from an archive: no file-system path, read through the loader
-        data = json.loads(card.read_text(encoding="utf-8"))
+        data = parse_json(card.read_text(encoding="utf-8"), str(card))
     except FileNotFoundError:
         raise InputFileError(f"preset card not found: {card}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError) as err:
         raise InputFileError(f"{card}: not a readable JSON file ({err})") from None
     if not isinstance(data, dict):
         raise InputFileError(f"{card}: expected a JSON object at the top level, found {type(data).__name__}")

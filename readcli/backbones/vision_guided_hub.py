@@ -7,7 +7,6 @@ local-directory option (docs/summarization.md, "Loading and saving").
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections.abc import Iterator
@@ -17,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from readcli.backbones.vision_guided import _text_classes
 from readcli.backbones.vision_guided_config import FAMILIES
-from readcli.errors import CheckpointError, OfflineError, choices_text
+from readcli.errors import CheckpointError, InputFileError, OfflineError, choices_text
+from readcli.records import read_json_file
 
 if TYPE_CHECKING:
     from readcli.backbones.vision_guided_io import VisionGuidedCard
@@ -30,9 +30,9 @@ def read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path} not found")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{path} is not readable JSON ({err})") from None
+        data = read_json_file(path)  # bounded depth, no NaN constants (readcli.records)
+    except InputFileError as err:
+        raise CheckpointError(str(err)) from None
     if not isinstance(data, dict):
         raise CheckpointError(f"{path}: expected a JSON object")
     return data

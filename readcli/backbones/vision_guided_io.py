@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -38,6 +37,7 @@ from readcli.backbones.vision_guided_hub import load_text_model
 from readcli.backbones.vision_guided_hub import read_json as _read_json
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
 from readcli.fileio import atomic_write_bytes, atomic_write_json
+from readcli.records import read_json_file
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,8 @@ def is_vision_guided(name: str | os.PathLike[str]) -> bool:
     if not config.is_file():
         return False
     try:
-        meta = json.loads(config.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        meta = read_json_file(config)  # bounded depth (readcli.records)
+    except InputFileError:
         return False
     if not isinstance(meta, dict):
         return False

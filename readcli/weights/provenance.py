@@ -17,7 +17,6 @@ docs/models.md ("Published weights").
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -28,6 +27,7 @@ from typing import Any
 
 from readcli.errors import InputFileError
 from readcli.fileio import atomic_write_json, cache_dir
+from readcli.records import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,9 @@ def git_blob_sha1(path: Path) -> str:
     key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
     store = cache_dir() / _BLOB_CACHE
     try:
-        cached = json.loads(store.read_text(encoding="utf-8"))
+        cached = parse_json(store.read_text(encoding="utf-8"), str(store))
         cached = cached if isinstance(cached, dict) else {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, InputFileError):  # a damaged cache is rebuilt
         cached = {}
     if isinstance(cached.get(key), str):
         return str(cached[key])
@@ -232,8 +232,8 @@ def bundle_clip_digests(extra: dict[str, Any]) -> set[str]:
     found = set()
     for meta in sorted((Path(data) / "video_features").glob("*/*.json"))[:4]:  # a few files suffice
         try:
-            digest = json.loads(meta.read_text(encoding="utf-8")).get("weights_sha256")
-        except (OSError, ValueError, AttributeError):
+            digest = parse_json(meta.read_text(encoding="utf-8"), str(meta)).get("weights_sha256")
+        except (OSError, ValueError, AttributeError, InputFileError):
             continue
         if isinstance(digest, str):
             found.add(digest)
@@ -284,9 +284,11 @@ def features_provenance(*paths: Path | None) -> Provenance:
         meta = path.with_suffix(".json") if path is not None else None
         try:
             data = (
-                json.loads(meta.read_text(encoding="utf-8")) if meta is not None and meta.is_file() else None
+                parse_json(meta.read_text(encoding="utf-8"), str(meta))
+                if meta is not None and meta.is_file()
+                else None
             )
-        except (OSError, ValueError):
+        except (OSError, ValueError, InputFileError):  # unreadable metadata says nothing either way
             data = None
         if not isinstance(data, dict) or not isinstance(data.get("weights_sha256"), str):
             continue
