@@ -90,6 +90,18 @@ class GroundingDemo:
         count = count_parameters(model)
         return RunScores(per_example, count.trainable, count.total, time.perf_counter() - started)
 
+    def source_only(self, world: str, split: Split) -> RunScores:
+        """The pretrained Moment-DETR on `world`'s split without adaptation: what the shift costs."""
+        if self._worlds_dir is None:
+            raise InvalidValueError("GroundingDemo.source_only before prepare(): call prepare(cache) first")
+        started = time.perf_counter()
+        task = make_task(self._worlds_dir / world, split, None, samples=self.profile.train_samples, seed=0)
+        model = load_pretrained(self._backbones["moment_detr"].directory)
+        with torch.no_grad():
+            per_example = score(task, model)
+        count = count_parameters(model)
+        return RunScores(per_example, 0, count.total, time.perf_counter() - started)
+
     def _fresh(self, row: DemoMethod, seed: int) -> torch.nn.Module:
         """The pretrained backbone with `row`'s method injected; the new parameters drawn from `seed`."""
         pretrained = self._backbones.get(row.backbone)
