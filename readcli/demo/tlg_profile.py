@@ -87,7 +87,7 @@ def _profiles() -> dict[str, TlgProfile]:
         name="default",
         world=world,
         pretrain=TrainSettings(epochs=20, lr=1e-3, batch_size=32, seed=2018, device="cpu", amp="off"),
-        adapt=TrainSettings(epochs=20, lr=1e-3, batch_size=16, device="cpu", amp="off"),
+        adapt=TrainSettings(epochs=15, lr=1e-3, batch_size=16, device="cpu", amp="off"),
         train_samples=64,
         lr_grid=(1e-3, 3e-3, 1e-2),
         full_lr_grid=(1e-4, 3e-4, 1e-3),
