@@ -32,7 +32,9 @@ def test_temporal_pose_x_appears_in_two_events_so_one_clip_cannot_decide() -> No
         clean = render_video(rng, replace(look, noise=0.0), plan)  # (N_V, D_v)
         pose_x = look.prototypes[x]
         runs_with_pose_x = {
-            event for event, start, end in plan.runs if any(np.allclose(clean[c], pose_x, atol=1e-5) for c in range(start, end))
+            event
+            for event, start, end in plan.runs
+            if any(np.allclose(clean[c], pose_x, atol=1e-5) for c in range(start, end))
         }
         # every run of >= 2 clips shows both poses, so pose X shows in X's run and in X - 1's
         assert runs_with_pose_x == {x, (x - 1) % config.num_events}
@@ -81,7 +83,10 @@ def test_per_query_scores_average_to_the_official_metrics() -> None:
     for qid in range(30):
         start = float(rng.integers(0, 20)) * 2
         truth.append({"qid": qid, "relevant_windows": [[start, start + 6.0]]})
-        windows = [[start + float(rng.normal(0, 2)), start + 6 + float(rng.normal(0, 2)), float(s)] for s in rng.random(4)]
+        windows = [
+            [start + float(rng.normal(0, 2)), start + 6 + float(rng.normal(0, 2)), float(s)]
+            for s in rng.random(4)
+        ]
         windows = [[min(a, b), max(a, b) + 0.1, s] for a, b, s in windows]
         preds.append({"qid": qid, "pred_relevant_windows": sorted(windows, key=lambda w: -w[2])})
     per_query = query_scores(preds, truth)

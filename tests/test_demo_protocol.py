@@ -62,7 +62,9 @@ def test_test_split_is_read_only_after_the_cell_has_chosen_on_dev(tmp_path: Path
     table = world_table(task, "w1", outcome, [0, 1, 2], resamples=500)
     lora = next(r for r in table.rows if r.method == "lora")
     assert lora.comparison is not None and lora.comparison.mean_diff == pytest.approx(1.0)
-    assert lora.comparison.verdict == "better" and lora.mean["score"] == pytest.approx(12.95)  # 10 + 1 + mean seed 1 + 0.95
+    assert lora.comparison.verdict == "better" and lora.mean["score"] == pytest.approx(
+        12.95
+    )  # 10 + 1 + mean seed 1 + 0.95
     assert all(len(line) <= 80 for line in text_table(table).splitlines())
 
 
@@ -87,7 +89,9 @@ def _tiny_grounding(tmp_path: Path):  # type: ignore[no-untyped-def]
     from readcli.demo.tlg_profile import TLG_PROFILES
 
     quick = TLG_PROFILES["quick"]
-    world = replace(quick.world, source_videos=8, source_val_videos=4, pool_videos=16, dev_queries=4, test_videos=6)
+    world = replace(
+        quick.world, source_videos=8, source_val_videos=4, pool_videos=16, dev_queries=4, test_videos=6
+    )
     profile = replace(quick, world=world, pretrain=replace(quick.pretrain, epochs=1), train_samples=4)
     return GroundingDemo(profile, tmp_path / "scratch", ("read-pvla", "lora"))
 
@@ -117,7 +121,9 @@ def test_quick_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert result.exit_code == 0, result.output
     assert "mastery bar" in result.output and "tlg / temporal" in result.output
     data = json.loads((out / "results.json").read_text())
-    assert set(data["chosen_lr"]) == {f"tlg/{w}/{m}" for w in ("control", "temporal", "partial") for m in ("read-pvla", "read", "full")}
+    assert set(data["chosen_lr"]) == {
+        f"tlg/{w}/{m}" for w in ("control", "temporal", "partial") for m in ("read-pvla", "read", "full")
+    }
     assert data["sources"]["tlg"][0]["architecture"] == "moment_detr"
     assert (out / "differences.png").read_bytes()[:4] == b"\x89PNG"
     assert not list(out.glob(".demo-runs-*"))  # the scratch parameters are gone

@@ -96,19 +96,33 @@ def run_protocol(
     started = time.perf_counter()
     outcome = ProtocolOutcome()
     planned = {
-        name: selection_jobs(name, task.worlds, task.methods(), grids[name], seeds) for name, task in tasks.items()
+        name: selection_jobs(name, task.worlds, task.methods(), grids[name], seeds)
+        for name, task in tasks.items()
     }
-    total = sum(len(p) + len(t.worlds) * len(t.methods()) * len(seeds) for p, t in zip(planned.values(), tasks.values(), strict=True))
+    total = sum(
+        len(p) + len(t.worlds) * len(t.methods()) * len(seeds)
+        for p, t in zip(planned.values(), tasks.values(), strict=True)
+    )
     remaining = {name: {} for name in tasks}  # type: dict[str, dict[tuple[str, str, str], int]]
     for name, jobs_of in planned.items():
         for job in jobs_of:
             remaining[name][job.cell] = remaining[name].get(job.cell, 0) + 1
     executor: Executor = (
-        ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"), initializer=_init_worker, initargs=(threads,))
+        ProcessPoolExecutor(
+            jobs,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_init_worker,
+            initargs=(threads,),
+        )
         if jobs > 1
         else _Inline()
     )
-    emit(ProtocolEvent("stage", f"preparing {', '.join(tasks)}: worlds and source pretraining (cached after the first run)"))
+    emit(
+        ProtocolEvent(
+            "stage",
+            f"preparing {', '.join(tasks)}: worlds and source pretraining (cached after the first run)",
+        )
+    )
     pending: set[Future[Any]] = {executor.submit(_prepare, name) for name in tasks}
     run_started: float | None = None
     try:
@@ -121,7 +135,11 @@ def run_protocol(
                     outcome.sources[name] = reports
                     for report in reports:
                         emit(ProtocolEvent("stage", _source_line(name, report)))
-                    emit(ProtocolEvent("stage", f"{name}: selecting learning rates on dev ({len(planned[name])} runs)"))
+                    emit(
+                        ProtocolEvent(
+                            "stage", f"{name}: selecting learning rates on dev ({len(planned[name])} runs)"
+                        )
+                    )
                     run_started = run_started or time.perf_counter()
                     pending |= {executor.submit(_run, job) for job in planned[name]}
                     continue

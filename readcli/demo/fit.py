@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from readcli.evaluation.moments import IOU_THRESHOLDS, MAX_PRED_WINDOWS, detection_ap, pad_windows, recall_at_one
+from readcli.evaluation.moments import (
+    IOU_THRESHOLDS,
+    MAX_PRED_WINDOWS,
+    detection_ap,
+    pad_windows,
+    recall_at_one,
+)
 from readcli.training.distributed import Dist
 from readcli.training.loop import TrainSettings, TrainTask, epoch_seed, seed_everything
 from readcli.training.step import Stepper
@@ -47,7 +53,10 @@ def query_scores(
 ) -> dict[str, np.ndarray]:
     """Per-query mAP, R1@0.5 and R1@0.7 (percent), each (Q,), in the ground truth's row order."""
     by_qid = {row["qid"]: row for row in predictions}
-    pred = [np.asarray(by_qid[row["qid"]]["pred_relevant_windows"], dtype=float)[:MAX_PRED_WINDOWS] for row in ground_truth]
+    pred = [
+        np.asarray(by_qid[row["qid"]]["pred_relevant_windows"], dtype=float)[:MAX_PRED_WINDOWS]
+        for row in ground_truth
+    ]
     truth = [np.asarray(row["relevant_windows"], dtype=float) for row in ground_truth]
     thresholds = np.asarray(IOU_THRESHOLDS)  # (T,)
     windows, window_mask = pad_windows(pred, 3)  # (Q, P, 3)

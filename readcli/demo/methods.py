@@ -48,7 +48,9 @@ def _baselines() -> tuple[DemoMethod, ...]:
         ("adapter", "Adapter (Houlsby)"),
     ):
         rows.append(
-            DemoMethod(name, label, "baseline", MethodSettings(method=name), full_lr=name in ("full", "partial"))
+            DemoMethod(
+                name, label, "baseline", MethodSettings(method=name), full_lr=name in ("full", "partial")
+            )
         )
     return tuple(rows)
 
@@ -58,14 +60,20 @@ def _ablations(read: MethodSettings) -> tuple[DemoMethod, ...]:
         return DemoMethod(key, label, "ablation", settings, default=False, **kw)  # type: ignore[arg-type]
 
     grid = tuple(
-        row(f"read-pvla-w{w:g}-m{m:g}", f"READ-PVLA, weight {w:g}, mass {m:g}", pvla=PVLASettings(weight=w, mass=m))
+        row(
+            f"read-pvla-w{w:g}-m{m:g}",
+            f"READ-PVLA, weight {w:g}, mass {m:g}",
+            pvla=PVLASettings(weight=w, mass=m),
+        )
         for w in (0.3, 3.0)
         for m in (0.3, 0.8)
     )
     return (
         row("read-pvla-fullmass", "READ-PVLA, full-mass OT (s = 1)", pvla=PVLASettings(mass=1.0)),
         row("read-pvla-gru", "READ-PVLA, GRU", MethodSettings(method="read", rnn="gru"), pvla=PVLA_DEFAULT),
-        row("read-pvla-lstm", "READ-PVLA, LSTM", MethodSettings(method="read", rnn="lstm"), pvla=PVLA_DEFAULT),
+        row(
+            "read-pvla-lstm", "READ-PVLA, LSTM", MethodSettings(method="read", rnn="lstm"), pvla=PVLA_DEFAULT
+        ),
         row("read-cosine", "READ + pooled cosine distance", pvla=PVLA_DEFAULT, alignment="pooled-cosine"),
         row("read-l2", "READ + pooled L2 distance", pvla=PVLA_DEFAULT, alignment="pooled-l2"),
         *grid,

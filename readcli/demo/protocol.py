@@ -68,7 +68,9 @@ def choose_lr(dev: Mapping[Job, RunScores], primary: str) -> dict[tuple[str, str
     for job, scores in dev.items():
         if job.split != "dev":
             raise InvalidValueError(f"choose_lr got a {job.split} score ({job.label()}): only dev may choose")
-        means.setdefault(job.cell, {}).setdefault(job.lr, []).append(float(np.mean(scores.per_example[primary])))
+        means.setdefault(job.cell, {}).setdefault(job.lr, []).append(
+            float(np.mean(scores.per_example[primary]))
+        )
     return {cell: max(sorted(by_lr), key=lambda lr: np.mean(by_lr[lr])) for cell, by_lr in means.items()}
 
 
@@ -88,5 +90,7 @@ def dev_table(dev: Mapping[Job, RunScores], primary: str) -> dict[tuple[str, str
     """Per cell, the dev mean of `primary` at each learning rate (reported beside the choice)."""
     out: dict[tuple[str, str, str], dict[float, list[float]]] = {}
     for job, scores in dev.items():
-        out.setdefault(job.cell, {}).setdefault(job.lr, []).append(float(np.mean(scores.per_example[primary])))
+        out.setdefault(job.cell, {}).setdefault(job.lr, []).append(
+            float(np.mean(scores.per_example[primary]))
+        )
     return {cell: {lr: float(np.mean(v)) for lr, v in sorted(by.items())} for cell, by in out.items()}

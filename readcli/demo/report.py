@@ -85,7 +85,7 @@ def world_table(
 
 
 def cell(row: Row, metric: str) -> str:
-    """"mean ± std", or the mean alone with one seed (no spread can be measured from one)."""
+    """ "mean ± std", or the mean alone with one seed (no spread can be measured from one)."""
     mean, std = row.mean[metric], row.std[metric]
     return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
 
@@ -101,7 +101,7 @@ def text_table(table: WorldTable) -> str:
     head = f"{table.task} / {table.world}: {table.seeds} seeds x {table.queries} test examples"
     lines = [head, f"{'method':<20} {'lr':>6} {primary:>13} {'- READ-PVLA [95% CI]':>23} verdict"]
     for row in table.rows:
-        verdict = "" if row.comparison is None else row.comparison.verdict
+        verdict: str = "" if row.comparison is None else row.comparison.verdict
         if row.comparison is not None and row.comparison.holm_verdict != "not separable":
             verdict += " (H)"
         line = f"{row.label[:20]:<20} {row.lr:>6.0e} {cell(row, primary):>13} {difference(row):>23} {verdict}"
@@ -113,7 +113,8 @@ def markdown_table(table: WorldTable) -> str:
     metric_heads = " | ".join(table.metrics)
     primary = table.metrics[0]
     lines = [
-        f"| method | trainable (%) | lr | {metric_heads} | {primary} − READ-PVLA [95 % CI] | verdict | Holm |",
+        f"| method | trainable (%) | lr | {metric_heads} "
+        f"| {primary} − READ-PVLA [95 % CI] | verdict | Holm |",
         "|" + " --- |" * (6 + len(table.metrics)),
     ]
     for row in table.rows:
@@ -122,7 +123,8 @@ def markdown_table(table: WorldTable) -> str:
         verdicts = "— | —" if c is None else f"{c.verdict} | {c.holm_verdict}"
         metrics = " | ".join(cell(row, m) for m in table.metrics)
         lines.append(
-            f"| {label} | {row.trainable:,} ({row.percent:.2f} %) | {row.lr:.0e} | {metrics} | {difference(row)} | {verdicts} |"
+            f"| {label} | {row.trainable:,} ({row.percent:.2f} %) | {row.lr:.0e} | {metrics} "
+            f"| {difference(row)} | {verdicts} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -138,7 +140,9 @@ def plot_png(tables: Sequence[WorldTable]) -> bytes:
 
     tasks = list(dict.fromkeys(t.task for t in tables))
     columns = max(sum(t.task == name for t in tables) for name in tasks)
-    figure, axes = plt.subplots(len(tasks), columns, figsize=(4.2 * columns, 3.6 * len(tasks)), dpi=110, squeeze=False)
+    figure, axes = plt.subplots(
+        len(tasks), columns, figsize=(4.2 * columns, 3.6 * len(tasks)), dpi=110, squeeze=False
+    )
     colours = {"better": "tab:green", "worse": "tab:red", "not separable": "tab:gray"}
     for r, name in enumerate(tasks):
         mine = [t for t in tables if t.task == name]

@@ -52,10 +52,14 @@ class GroundingDemo:
     def prepare(self, cache: Path) -> tuple[SourceReport, ...]:
         """Write (or reuse) the worlds; pretrain (or reuse) each backbone the methods need."""
         root = cache / "tlg"
-        self._worlds_dir, _ = ensure_worlds(self.profile.world, root / f"worlds-{self.profile.world.digest()}")
+        self._worlds_dir, _ = ensure_worlds(
+            self.profile.world, root / f"worlds-{self.profile.world.digest()}"
+        )
         needed = dict.fromkeys(demo_method(k).backbone for k in self._methods)
         for architecture in needed:
-            self._backbones[architecture] = ensure_pretrained(self.profile, self._worlds_dir, root, architecture)
+            self._backbones[architecture] = ensure_pretrained(
+                self.profile, self._worlds_dir, root, architecture
+            )
         return tuple(p.report for p in self._backbones.values())
 
     def run(self, world: str, method: str, lr: float, seed: int, split: Split) -> RunScores:

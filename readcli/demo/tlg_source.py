@@ -34,12 +34,13 @@ from readcli.training.grounding_task import GroundingTask
 from readcli.training.loop import StepOutput, seed_everything
 from readcli.training.step import count_normaliser
 
-
 LAYOUT_SPLIT = {"dev": "val"}  # the dataset layout knows dev.jsonl as the "val" split (an alias)
 
 
 @lru_cache(maxsize=64)
-def split_data(domain_dir: Path, split: str, samples: int | None = None, seed: int = 0) -> tuple[MomentDataset, tuple[dict[str, Any], ...]]:
+def split_data(
+    domain_dir: Path, split: str, samples: int | None = None, seed: int = 0
+) -> tuple[MomentDataset, tuple[dict[str, Any], ...]]:
     """One split of a world as a dataset and its annotation rows (cached per process: runs share it).
 
     Only `split`'s own file is opened: learning-rate selection asks for "train" and "dev" alone, so
@@ -89,7 +90,9 @@ def pooled_distance(states: BlockStates, kind: str) -> torch.Tensor:
     return distance.mean(1).sum()
 
 
-def make_task(domain_dir: Path, split: str, method: DemoMethod | None, *, samples: int | None, seed: int) -> GroundingTask:
+def make_task(
+    domain_dir: Path, split: str, method: DemoMethod | None, *, samples: int | None, seed: int
+) -> GroundingTask:
     """A `GroundingTask` training on `samples` queries of "train" (all with None) and scoring `split`."""
     train, _ = split_data(domain_dir, "train", samples, seed)
     val, rows = split_data(domain_dir, split)
@@ -140,7 +143,9 @@ def ensure_pretrained(profile: TlgProfile, worlds: Path, cache: Path, architectu
     metrics = {k: v for k, v in metrics.items() if math.isfinite(v)}
     seconds = time.perf_counter() - started
     save_backbone(model, directory)  # config.json is written last: a directory with it is complete
-    atomic_write_json(record, {"profile": profile.name, "seconds": seconds, "metrics": metrics, "queries": len(task.val)})
+    atomic_write_json(
+        record, {"profile": profile.name, "seconds": seconds, "metrics": metrics, "queries": len(task.val)}
+    )
     return Pretrained(directory, SourceReport(architecture, directory, False, seconds, metrics))
 
 

@@ -73,8 +73,8 @@ class WorldConfig:
         most = self.events_per_video * (self.max_event_clips + 1) - 1
         if self.min_clips < most or self.max_clips < self.min_clips:
             raise InvalidValueError(
-                f"clips {self.min_clips}..{self.max_clips} cannot hold {self.events_per_video} events of up to "
-                f"{self.max_event_clips} clips with gaps: use {most} <= min_clips <= max_clips"
+                f"clips {self.min_clips}..{self.max_clips} cannot hold {self.events_per_video} events of "
+                f"up to {self.max_event_clips} clips with gaps: use {most} <= min_clips <= max_clips"
             )
         if not 0 < self.dev_queries < self.pool_videos:
             raise InvalidValueError(
@@ -196,8 +196,8 @@ def render_video(rng: np.random.Generator, look: Look, plan: VideoPlan) -> np.nd
 
 def query_words(rng: np.random.Generator, config: WorldConfig, x: int, fillers: int) -> list[int]:
     """Vocabulary rows of "person X" and, in the partial world, filler words after it."""
-    extra = rng.choice(len(FILLER_NAMES), size=fillers, replace=False) if fillers else []
-    return [0, 1 + x, *(1 + config.num_events + int(f) for f in extra)]
+    extra = [int(f) for f in rng.choice(len(FILLER_NAMES), size=fillers, replace=False)] if fillers else []
+    return [0, 1 + x, *(1 + config.num_events + f for f in extra)]
 
 
 def render_query(rng: np.random.Generator, words: np.ndarray, ids: list[int], noise: float) -> np.ndarray:

@@ -81,7 +81,9 @@ def write_domain(config: WorldConfig, domain: str, root: Path) -> None:
     (root / "text_features").mkdir()
     if domain == "source":
         train = _write_part(config, root, _videos(config, domain, "train", config.source_videos, True), 0)
-        val = _write_part(config, root, _videos(config, domain, "val", config.source_val_videos, False), 10**6)
+        val = _write_part(
+            config, root, _videos(config, domain, "val", config.source_val_videos, False), 10**6
+        )
         splits = {"train": train, "val": val}
     else:
         pool = _write_part(config, root, _videos(config, domain, "pool", config.pool_videos, False), 0)

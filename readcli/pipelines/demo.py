@@ -74,7 +74,9 @@ def _build_tasks(request: DemoRequest, scratch: Path) -> dict[str, Any]:
 
     unknown = [m for m in request.methods if m not in DEMO_METHODS]
     if unknown:
-        raise InvalidValueError(f"unknown demo method {unknown[0]!r}: choose from {choices_text(DEMO_METHODS)}")
+        raise InvalidValueError(
+            f"unknown demo method {unknown[0]!r}: choose from {choices_text(DEMO_METHODS)}"
+        )
     profile = "quick" if request.quick else "default"
     names = ("tlg", "vls") if request.task == "all" else (request.task,)
     tasks: dict[str, Any] = {}

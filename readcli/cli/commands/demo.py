@@ -19,15 +19,26 @@ def register(app: typer.Typer) -> None:
 @error_boundary
 def demo(
     task: Annotated[str, typer.Option("--task", help="tlg (grounding), vls (summarization) or all.")] = "all",
-    quick: Annotated[bool, typer.Option("--quick", help="The whole path in under a minute; numbers mean nothing.")] = False,
-    full: Annotated[bool, typer.Option("--full", help="Add every ablation and the PVLA weight x mass grid.")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="The whole path in under a minute; numbers mean nothing.")
+    ] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Add every ablation and the PVLA weight x mass grid.")
+    ] = False,
     seeds: Annotated[int, typer.Option("--seeds", help="Paired seeds per method (default 5).")] = 5,
-    out: Annotated[Path, typer.Option("--out", help="Where results.md/.json and the plot go.")] = Path("demo-results"),
+    out: Annotated[Path, typer.Option("--out", help="Where results.md/.json and the plot go.")] = Path(
+        "demo-results"
+    ),
     methods: Annotated[
-        list[str] | None, typer.Option("--method", help="Only this row (repeatable); keep read-pvla for the comparison.")
+        list[str] | None,
+        typer.Option("--method", help="Only this row (repeatable); keep read-pvla for the comparison."),
     ] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", help="Worker processes (default: the usable cores).")] = None,
-    threads: Annotated[int | None, typer.Option("--threads", help="Intra-op threads per worker (default 1).")] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", help="Worker processes (default: the usable cores).")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Intra-op threads per worker (default 1).")
+    ] = None,
 ) -> None:
     """Pretrain small backbones on synthetic source worlds, adapt every method on every target world with
     its learning rate chosen on dev, and compare each with READ-PVLA on test (paired bootstrap)."""
@@ -84,7 +95,9 @@ def _render(result: Any) -> None:
     for table in result.tables:
         console.print("", highlight=False)
         console.print(text_table(table), highlight=False, markup=False, soft_wrap=True)
-    console.print("(H): the verdict survives the Holm correction across the rows of its world", highlight=False)
+    console.print(
+        "(H): the verdict survives the Holm correction across the rows of its world", highlight=False
+    )
     console.print(
         f"{result.jobs} worker(s) x {result.threads} thread(s); wrote "
         f"{', '.join(str(p) for p in result.paths)} in {result.seconds:.0f} s",
