@@ -91,10 +91,18 @@ def _build_tasks(request: DemoRequest, scratch: Path) -> dict[str, Any]:
 
 
 def _vls_task(request: DemoRequest, profile: str) -> Any:
+    """The summarization task (readcli/demo/vls/): every row a vision-guided BART can take."""
     from readcli.demo.vls.config import vls_config
-    from readcli.demo.vls.task import DEFAULT_METHODS, VLSTask
+    from readcli.demo.vls.task import DEFAULT_METHODS, VLS_METHODS, VLSTask
 
-    return VLSTask(config=vls_config(profile), method_keys=request.methods or DEFAULT_METHODS)
+    if request.methods:
+        keys = tuple(m for m in request.methods if m in VLS_METHODS)
+        if not keys:
+            valid = choices_text(VLS_METHODS)
+            raise InvalidValueError(f"no --method row runs on the summarization task: choose from {valid}")
+    else:
+        keys = tuple(VLS_METHODS) if request.full else tuple(DEFAULT_METHODS)
+    return VLSTask(config=vls_config(profile), method_keys=keys)
 
 
 def _grids(task: Any) -> dict[str, tuple[float, ...]]:
