@@ -25,7 +25,9 @@ def demo(
     full: Annotated[
         bool, typer.Option("--full", help="Add every ablation and the PVLA weight x mass grid.")
     ] = False,
-    seeds: Annotated[int, typer.Option("--seeds", help="Paired seeds per method (default 5).")] = 5,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", help="Paired seeds per method (default 5; 2 with --quick).")
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="Where results.md/.json and the plot go.")] = Path(
         "demo-results"
     ),
@@ -45,7 +47,8 @@ def demo(
     from readcli.pipelines.demo import DemoRequest, run
 
     request = DemoRequest(
-        out=out, task=task, quick=quick, full=full, seeds=seeds, methods=tuple(methods or ()), jobs=jobs,
+        out=out, task=task, quick=quick, full=full, seeds=seeds if seeds is not None else (2 if quick else 5),
+        methods=tuple(methods or ()), jobs=jobs,
         threads=threads,
     )  # fmt: skip
     if sys.stdout.isatty():
