@@ -134,3 +134,19 @@ def test_bad_options_are_one_clear_error(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "--seeds 0 is invalid" in result.output
     result = runner.invoke(app, ["demo", "--task", "xyz", "--out", str(tmp_path)])
     assert result.exit_code == 1 and "--task 'xyz' is invalid" in result.output
+
+
+def test_plain_progress_prints_each_stage_and_every_tenth_of_the_runs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from readcli.cli.commands.demo import _PlainLines
+    from readcli.demo.execute import ProtocolEvent
+
+    show = _PlainLines()
+    show(ProtocolEvent("stage", "preparing tlg"))
+    for done in range(1, 41):
+        show(ProtocolEvent("run", f"run {done}", done, 40, eta=float(40 - done)))
+    lines = capsys.readouterr().out.splitlines()
+    assert "preparing tlg" in lines[0]
+    runs = [line for line in lines if "runs " in line]
+    assert len(runs) == 10 and runs[-1].endswith("runs 40/40, about 0.0 min left")
