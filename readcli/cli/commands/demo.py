@@ -94,7 +94,7 @@ def _render(result: Any) -> None:
 
     for name, reports in result.sources.items():
         for report in reports:
-            console.print(mastery_line(name, report), highlight=False)
+            console.print(mastery_line(name, report), highlight=False, soft_wrap=True)
     for table in result.tables:
         console.print("", highlight=False)
         console.print(text_table(table), highlight=False, markup=False, soft_wrap=True)
@@ -105,4 +105,5 @@ def _render(result: Any) -> None:
         f"{result.jobs} worker(s) x {result.threads} thread(s); wrote "
         f"{', '.join(str(p) for p in result.paths)} in {result.seconds:.0f} s",
         highlight=False,
+        soft_wrap=True,
     )
