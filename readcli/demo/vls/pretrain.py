@@ -70,7 +70,7 @@ def ensure_pretrained(
     with tempfile.TemporaryDirectory(prefix="readcli-vls-pretrain-") as run_dir:
         result = train(model, task, config.pretrain, Path(run_dir), progress=progress)
     metrics = {k: float(v) for k, v in result.state.history[-1].items() if k != "epoch"}
-    model.config = replace(model.config, fusion_trained=True)  # a trained head: a backbone weight now
+    model.config = replace(model.config, fusion_trained=config.frozen_fusion)
     save_vision_guided(model.eval(), directory)
     seconds = time.perf_counter() - started
     atomic_write_json(record, {"profile": config.name, "seconds": seconds, "source_metrics": metrics})
