@@ -37,9 +37,12 @@ class VLSConfig:
     # the tiny vision-guided BART (tiny_text_config) and its pretraining on the source
     d_model: int = 32
     layers: int = 2
+    # True: the pretrained fusion head is a frozen backbone weight under parameter-efficient methods;
+    # False: it is the task head, trained by every method (README-design.md says which and why)
+    frozen_fusion: bool = False
     pretrain: TrainSettings = field(
         default_factory=lambda: TrainSettings(
-            epochs=12, lr=3e-3, weight_decay=0.0, batch_size=32, grad_clip=1.0, seed=0, device="cpu",
+            epochs=30, lr=3e-3, weight_decay=0.0, batch_size=32, grad_clip=1.0, seed=0, device="cpu",
             amp="off", select_metric="rougeL",
         )  # fmt: skip
     )
@@ -69,7 +72,10 @@ class VLSConfig:
         return _digest({"version": VERSION, **{k: getattr(self, k) for k in keys}})
 
     def backbone_digest(self) -> str:
-        parts = {"world": self.world_digest(), "d_model": self.d_model, "layers": self.layers}
+        parts = {
+            "world": self.world_digest(), "d_model": self.d_model, "layers": self.layers,
+            "frozen_fusion": self.frozen_fusion,
+        }  # fmt: skip
         return _digest({**parts, "pretrain": asdict(self.pretrain)})
 
 

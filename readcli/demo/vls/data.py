@@ -18,17 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from readcli.data.how2 import How2Limits, How2Split, load_how2_split
 from readcli.data.subset import select_subset
 from readcli.demo.vls.config import VLSConfig
+from readcli.errors import InvalidValueError
 from readcli.demo.vls.world import SPECIALS, VOCABULARY, WORLDS, Example, make_examples, make_look
 
 DEV_SEED = 7919  # fixes which pool examples form the dev split (the same for every seed and method)
 
 
 def word_tokenizer() -> Any:
-    """A word-level tokenizer over the world's fixed vocabulary (offline; </s> appended to every text)."""
+    """The world's word-level tokenizer as a `transformers` fast tokenizer (offline; </s> appended to
+    every text): what the saved backbone carries and `load_vision_guided` loads."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -38,6 +41,55 @@ def word_tokenizer() -> Any:
     model.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     model.post_processor = processors.TemplateProcessing(single=f"$A {eos}", special_tokens=[(eos, vocab[eos])])
     return PreTrainedTokenizerFast(tokenizer_object=model, pad_token=pad, eos_token=eos, unk_token=unk)
+
+
+class WordTokenizer:
+    """The same word-level tokenizer, in plain Python: the part of the `transformers` interface that
+    summarization batches and `decode` use (collate_summaries, VisionGuidedSeq2Seq.decode).
+
+    The transformers wrapper costs ~4 ms a call, which at two calls per batch is a third of a demo
+    run; this one gives the same ids (tests/test_demo_vls.py checks) in microseconds."""
+
+    def __init__(self) -> None:
+        self.vocab = {word: i for i, word in enumerate(VOCABULARY)}
+        self.pad_token_id, self.eos_token_id, self.unk_token_id = (self.vocab[w] for w in SPECIALS)
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def _ids(self, text: str, max_length: int | None) -> list[int]:
+        ids = [self.vocab.get(word, self.unk_token_id) for word in text.split()]
+        if max_length is not None:
+            ids = ids[: max_length - 1]  # truncation keeps the end token in place
+        return [*ids, self.eos_token_id]
+
+    def __call__(
+        self,
+        text: list[str] | None = None,
+        *,
+        text_target: list[str] | None = None,
+        max_length: int | None = None,
+        truncation: bool = False,
+        padding: bool = False,
+        return_tensors: str | None = None,
+    ) -> dict[str, Any]:
+        texts = text if text is not None else text_target
+        if texts is None:
+            raise InvalidValueError("give text or text_target to tokenize")
+        rows = [self._ids(t, max_length if truncation else None) for t in texts]
+        if not padding:
+            return {"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]}
+        width = max(len(r) for r in rows)
+        ids = [r + [self.pad_token_id] * (width - len(r)) for r in rows]
+        mask = [[1] * len(r) + [0] * (width - len(r)) for r in rows]
+        if return_tensors == "pt":
+            return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask)}
+        return {"input_ids": ids, "attention_mask": mask}
+
+    def batch_decode(self, ids: list[list[int]], skip_special_tokens: bool = False) -> list[str]:
+        words = list(self.vocab)
+        special = {self.pad_token_id, self.eos_token_id, self.unk_token_id} if skip_special_tokens else set()
+        return [" ".join(words[i] for i in row if i not in special) for row in ids]
 
 
 def limits(config: VLSConfig) -> How2Limits:

@@ -13,15 +13,20 @@ import json
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from readcli.backbones.vision_guided import VisionGuidedSeq2Seq
 from readcli.backbones.vision_guided_config import VisionGuidedConfig, tiny_text_config
 from readcli.backbones.vision_guided_io import build_vision_guided, save_vision_guided
 from readcli.data.how2 import How2Dataset, load_how2_split
 from readcli.demo.vls.config import VLSConfig
-from readcli.demo.vls.data import limits, word_tokenizer
+from readcli.demo.vls.data import WordTokenizer, limits, word_tokenizer
 from readcli.fileio import atomic_write_json
 from readcli.training.loop import ProgressCallback, seed_everything, train
 from readcli.training.summarization_task import SummarizationTask
@@ -36,6 +41,34 @@ class PretrainedVLS:
     reused: bool
     seconds: float
     metrics: dict[str, float]  # ROUGE-1/2/L on the source domain's held-out examples
+
+
+@contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """transformers' "Writing model shards" bar would break the demo's own progress display."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+def video_object_accuracy(rows: list[dict[str, Any]], transcripts: list[str]) -> float:
+    """% of the hidden objects ("we cut it .": only the video shows what was cut) that the summary
+    names with the right action: the skill the source domain teaches and the targets build on."""
+    hits = total = 0
+    for row, transcript in zip(rows, transcripts, strict=True):
+        predicted = set(row["summary"].split(" then "))
+        for step in row["reference"].split(" then "):
+            action = step.split()[0]
+            if f"we {action} it" in transcript:
+                total += 1
+                hits += step in predicted
+    return round(100 * hits / total, 2) if total else float("nan")
 
 
 def build_tiny(config: VLSConfig) -> VisionGuidedSeq2Seq:
@@ -65,13 +98,17 @@ def ensure_pretrained(
     task = SummarizationTask(
         train=How2Dataset(load_how2_split(source, "train", limits=bounds), bounds),
         val=How2Dataset(load_how2_split(source, "val", limits=bounds), bounds),
-        tokenizer=model.tokenizer, limits=bounds, generation=config.generation, eval_batch_size=100,
+        tokenizer=WordTokenizer(), limits=bounds, generation=config.generation, eval_batch_size=100,
     )  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="readcli-vls-pretrain-") as run_dir:
         result = train(model, task, config.pretrain, Path(run_dir), progress=progress)
     metrics = {k: float(v) for k, v in result.state.history[-1].items() if k != "epoch"}
-    model.config = replace(model.config, fusion_trained=True)  # a trained head: a backbone weight now
-    save_vision_guided(model.eval(), directory)
+    rows = task.predict(model.eval(), task.val, torch.device("cpu"))
+    transcripts = [example.transcript for example in task.val.examples]
+    metrics["video_objects"] = video_object_accuracy(rows, transcripts)
+    model.config = replace(model.config, fusion_trained=config.frozen_fusion)
+    with _no_progress_bar():
+        save_vision_guided(model.eval(), directory)
     seconds = time.perf_counter() - started
     atomic_write_json(record, {"profile": config.name, "seconds": seconds, "source_metrics": metrics})
     log.info("pretrained the VLS demo backbone in %.0f s: %s", seconds, metrics)

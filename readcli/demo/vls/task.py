@@ -9,6 +9,7 @@ The task holds only plain settings and a path, so it pickles into the runner's w
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -21,17 +22,17 @@ import torch
 from readcli.adapters.accounting import count_parameters
 from readcli.adapters.inject import inject
 from readcli.backbones.vision_guided_io import load_vision_guided
-from readcli.data.how2 import How2Dataset, How2Split
+from readcli.data.how2 import How2Dataset, How2Item, How2Limits, How2Split
 from readcli.demo.contract import RunScores, SourceReport, Split
 from readcli.demo.methods import DEMO_METHODS, demo_method
 from readcli.demo.vls.config import VLSConfig
-from readcli.demo.vls.data import ensure_world, limits, target_splits, test_split
+from readcli.demo.vls.data import WordTokenizer, ensure_world, limits, target_splits, test_split
 from readcli.demo.vls.pretrain import ensure_pretrained
 from readcli.demo.vls.world import WORLDS
 from readcli.errors import InvalidValueError, choices_text
 from readcli.evaluation.rouge import ROUGE_TYPES
-from readcli.training.loop import EvalOutput, TrainSettings, seed_everything, train
-from readcli.training.summarization_task import SummarizationTask, batch_inputs
+from readcli.training.loop import EvalOutput, ProgressEvent, TrainSettings, seed_everything, train
+from readcli.training.summarization_task import SummarizationTask
 
 METRICS: tuple[str, ...] = ("ROUGE-L", "ROUGE-1", "ROUGE-2")  # the primary (finetune's rougeL) first
 _KEYS = {"ROUGE-1": "rouge1", "ROUGE-2": "rouge2", "ROUGE-L": "rougeL"}
@@ -59,19 +60,43 @@ def per_example_rouge(predictions: list[str], references: list[str]) -> dict[str
 
 @dataclass
 class _AdaptationTask(SummarizationTask):
-    """SummarizationTask whose per-epoch evaluation is the token loss on its own training subset.
+    """SummarizationTask whose per-epoch evaluation is the mean training loss of that epoch's steps.
 
-    The loop evaluates after every epoch; generating the dev split 15 times per run would cost more
-    than the training, and the run is scored once, after the last epoch, on the split asked for."""
+    The loop evaluates after every epoch; generating the dev split every epoch would cost more than
+    the training, and the run is scored once, after the last epoch, on the split asked for. The step
+    losses come from the loop's progress events (`record`), so this evaluation costs nothing."""
+
+    step_losses: list[float] = field(default_factory=list)
+
+    def record(self, event: ProgressEvent) -> None:
+        if event.kind == "step":
+            self.step_losses.append(float(event.parts["loss_lm"]))
 
     def evaluate(self, model: torch.nn.Module, device: torch.device) -> EvalOutput:
-        model.collect_block_states = False  # type: ignore[assignment]
-        losses = []
-        for start in range(0, len(self.train), self.eval_batch_size):
-            batch = self.collate(self.train, list(range(start, min(start + self.eval_batch_size, len(self.train)))))
-            out = model(**batch_inputs(batch, device), labels=batch.labels.to(device))
-            losses.append(float(out["loss"]))
-        return EvalOutput(metrics={"train_loss": float(np.mean(losses))})
+        loss = float(np.mean(self.step_losses)) if self.step_losses else float("nan")
+        self.step_losses.clear()
+        return EvalOutput(metrics={"train_loss": loss})
+
+
+class _LoadedOnce(How2Dataset):
+    """A How2Dataset that reads each feature file once per run (the loop asks for every item every
+    epoch; the demo's subsets are a few dozen small files)."""
+
+    def __init__(self, split: How2Split, limits: How2Limits) -> None:
+        super().__init__(split, limits)
+        self._items: dict[int, How2Item] = {}
+
+    def __getitem__(self, index: int) -> How2Item:
+        if index not in self._items:
+            self._items[index] = super().__getitem__(index)
+        return self._items[index]
+
+
+def _scratch_dir() -> str | None:
+    """Memory-backed scratch space when there is some: the loop writes (and fsyncs) a checkpoint every
+    epoch, which costs ~100 ms on a disk and nothing in /dev/shm; the checkpoints are thrown away."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
 @dataclass
@@ -120,9 +145,27 @@ class VLSTask:
         started = time.perf_counter()
         world_root, backbone = self._dirs()
         train_split, dev_split = target_splits(world_root / world, self.config, seed)
-        # the test split is opened here and only here, after training, and only when it is asked for
         model, task = self._adapted(backbone, method, lr, seed, train_split)
+        # the test split is opened here and only here, after training, and only when it is asked for
         scored = dev_split if split == "dev" else test_split(world_root / world, self.config)
+        return self._score(model, task, scored, started)
+
+    def source_only(self, world: str, split: Split) -> RunScores:
+        """The pretrained backbone on `world`'s split without adaptation: what the shift costs."""
+        started = time.perf_counter()
+        world_root, backbone = self._dirs()
+        _, dev_split = target_splits(world_root / world, self.config, 0)
+        scored = dev_split if split == "dev" else test_split(world_root / world, self.config)
+        model = load_vision_guided(backbone)
+        model.tokenizer = WordTokenizer()
+        bounds = limits(self.config)
+        task = SummarizationTask(
+            train=How2Dataset(scored, bounds), val=How2Dataset(scored, bounds), tokenizer=model.tokenizer,
+            limits=bounds, generation=self.config.generation, eval_batch_size=100,
+        )  # fmt: skip
+        return self._score(model, task, scored, started)
+
+    def _score(self, model: Any, task: SummarizationTask, scored: How2Split, started: float) -> RunScores:
         rows = task.predict(model, How2Dataset(scored, task.limits), torch.device("cpu"))
         scores = per_example_rouge([r["summary"] for r in rows], [r["reference"] for r in rows])
         count = count_parameters(model)
@@ -134,10 +177,11 @@ class VLSTask:
         row = demo_method(method)
         config = self.config
         model = load_vision_guided(backbone)
+        model.tokenizer = WordTokenizer()  # the same ids as the saved tokenizer, without its overhead
         seed_everything(seed)  # adapter initialisation is part of the seed
         inject(model, row.settings)
         bounds = limits(config)
-        data = How2Dataset(train_split, bounds)
+        data = _LoadedOnce(train_split, bounds)
         task = _AdaptationTask(
             train=data, val=data, tokenizer=model.tokenizer, limits=bounds, pvla=row.pvla,
             generation=config.generation, eval_batch_size=100,
@@ -146,6 +190,6 @@ class VLSTask:
             epochs=config.epochs, lr=lr, weight_decay=1e-4, batch_size=config.batch_size, grad_clip=1.0,
             seed=seed, device="cpu", amp="off", select_metric="train_loss", select_mode="min",
         )  # fmt: skip
-        with tempfile.TemporaryDirectory(prefix="readcli-vls-adapt-") as run_dir:
-            train(model, task, settings, Path(run_dir))
+        with tempfile.TemporaryDirectory(prefix="readcli-vls-adapt-", dir=_scratch_dir()) as run_dir:
+            train(model, task, settings, Path(run_dir), progress=task.record)
         return model.eval(), task

@@ -41,13 +41,15 @@ class DomainSpec:
     camera: bool  # target camera: a partial rotation of the video space, new background and noise
     spans: int  # unrelated transcript spans "sponsor ... anyway" per example (partial world: 2)
     scene_rows: int  # video rows of unrelated scenes per example (partial world: many)
+    chatter: int  # at most this many chatter words before each step
 
 
 SPECS: dict[str, DomainSpec] = {
-    "source": DomainSpec(hide=0.5, camera=False, spans=0, scene_rows=0),
-    "visual": DomainSpec(hide=1.0, camera=True, spans=0, scene_rows=0),
-    "partial": DomainSpec(hide=0.5, camera=True, spans=2, scene_rows=12),
-    "control": DomainSpec(hide=0.0, camera=True, spans=0, scene_rows=0),
+    "source": DomainSpec(hide=0.5, camera=False, spans=0, scene_rows=0, chatter=10),
+    "visual": DomainSpec(hide=1.0, camera=True, spans=0, scene_rows=0, chatter=10),
+    # the spans take the place of most chatter, so the transcripts are as long as the source's
+    "partial": DomainSpec(hide=0.5, camera=True, spans=2, scene_rows=12, chatter=2),
+    "control": DomainSpec(hide=0.0, camera=True, spans=0, scene_rows=0, chatter=10),
 }
 
 
@@ -104,14 +106,14 @@ def _transcript(
     """Transcript words and, per word, whether it describes a step."""
     parts: list[tuple[list[str], bool]] = []
     for action, obj in steps:
-        parts.append(([str(w) for w in rng.choice(CHATTER, size=rng.integers(0, 3))], False))
+        parts.append(([str(w) for w in rng.choice(CHATTER, size=rng.integers(0, spec.chatter + 1))], False))
         said = "it" if rng.random() < spec.hide else f"the {OBJECTS[obj]}"
         parts.append((f"{rng.choice(OPENERS)} we {ACTIONS[action]} {said} .".split(), True))
     for _ in range(spec.spans):
         # unrelated talk that uses the steps' own vocabulary: only the span's context says it is no step
-        words = [str(w) for w in rng.choice(CHATTER, size=rng.integers(3, 6))]
+        words = [str(w) for w in rng.choice(CHATTER, size=rng.integers(1, 4))]
         words += [str(rng.choice(ACTIONS)), "prices", "on", str(rng.choice(OBJECTS)), "and"]
-        words += [str(rng.choice(OBJECTS)), *[str(w) for w in rng.choice(CHATTER, size=rng.integers(2, 5))]]
+        words += [str(rng.choice(OBJECTS)), *[str(w) for w in rng.choice(CHATTER, size=rng.integers(1, 3))]]
         parts.insert(int(rng.integers(0, len(parts) + 1)), ([SPAN_OPEN, *words, SPAN_CLOSE], False))
     words, related = [], []
     for chunk, is_step in parts:
