@@ -139,7 +139,9 @@ class VLSTask:
         if world not in WORLDS:
             raise InvalidValueError(f"unknown VLS world {world!r}: choose one of {choices_text(WORLDS)}")
         if method not in self.method_keys:
-            raise InvalidValueError(f"demo method {method!r} is not run here: choose one of {choices_text(self.method_keys)}")
+            raise InvalidValueError(
+                f"demo method {method!r} is not run here: choose one of {choices_text(self.method_keys)}"
+            )
         if split not in ("dev", "test"):
             raise InvalidValueError(f"split {split!r} is invalid: choose dev or test")
         started = time.perf_counter()
