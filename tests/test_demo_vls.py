@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from readcli.demo.vls.config import VLSConfig, quick_config
-from readcli.demo.vls.data import WordTokenizer, word_tokenizer
+from readcli.demo.vls.data import WordTokenizer, target_splits, word_tokenizer
 from readcli.demo.vls.task import VLSTask, per_example_rouge
 from readcli.demo.vls.world import (
     ACTIONS,
@@ -187,3 +187,23 @@ def test_bad_arguments_are_refused_in_one_line(task: VLSTask) -> None:
         VLSTask(method_keys=("prompt",))
     with pytest.raises(InvalidValueError, match="not prepared"):
         VLSTask().run("visual", "read", 1e-3, 0, "dev")
+
+
+def test_dev_is_carved_from_the_pool_fixed_per_world_and_apart_from_every_training_subset(
+    task: VLSTask,
+) -> None:
+    assert task.cache is not None
+    world = next(task.cache.glob("vls-world-*")) / "partial"
+    config = task.config
+    dev_ids = None
+    train_sets = []
+    for seed in (0, 1, 2):
+        train, dev = target_splits(world, config, seed)
+        ids = [e.video_id for e in dev.examples]
+        assert len(ids) == config.target_dev and len(train.examples) == config.train_samples
+        assert dev_ids is None or ids == dev_ids  # the same dev split for every seed (and method)
+        dev_ids = ids
+        train_ids = {e.video_id for e in train.examples}
+        assert not train_ids & set(ids) and all("-pool-" in i for i in train_ids | set(ids))
+        train_sets.append(train_ids)
+    assert train_sets[0] != train_sets[1]  # the seed picks the low-resource subset
