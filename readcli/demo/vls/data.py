@@ -23,8 +23,8 @@ import torch
 from readcli.data.how2 import How2Limits, How2Split, load_how2_split
 from readcli.data.subset import select_subset
 from readcli.demo.vls.config import VLSConfig
-from readcli.errors import InvalidValueError
 from readcli.demo.vls.world import SPECIALS, VOCABULARY, WORLDS, Example, make_examples, make_look
+from readcli.errors import InvalidValueError
 
 DEV_SEED = 7919  # fixes which pool examples form the dev split (the same for every seed and method)
 
@@ -39,7 +39,9 @@ def word_tokenizer() -> Any:
     pad, eos, unk = SPECIALS
     model = Tokenizer(models.WordLevel(vocab=vocab, unk_token=unk))
     model.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    model.post_processor = processors.TemplateProcessing(single=f"$A {eos}", special_tokens=[(eos, vocab[eos])])
+    model.post_processor = processors.TemplateProcessing(
+        single=f"$A {eos}", special_tokens=[(eos, vocab[eos])]
+    )
     return PreTrainedTokenizerFast(tokenizer_object=model, pad_token=pad, eos_token=eos, unk_token=unk)
 
 
@@ -93,7 +95,9 @@ class WordTokenizer:
 
 
 def limits(config: VLSConfig) -> How2Limits:
-    return How2Limits(max_input_tokens=96, max_target_tokens=16, max_video_frames=64, video_dim=config.video_dim)
+    return How2Limits(
+        max_input_tokens=96, max_target_tokens=16, max_video_frames=64, video_dim=config.video_dim
+    )
 
 
 def _write_how2(root: Path, split_dir: str, examples: list[Example]) -> None:
@@ -118,8 +122,16 @@ def ensure_world(config: VLSConfig, cache: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=cache, prefix=".vls-world-") as temp:
         staging = Path(temp) / "world"
         source = staging / "source"
-        _write_how2(source, "sum_train", make_examples("source", "train", config.source_train, look, config.world_seed))
-        _write_how2(source, "sum_cv", make_examples("source", "heldout", config.source_heldout, look, config.world_seed))
+        _write_how2(
+            source,
+            "sum_train",
+            make_examples("source", "train", config.source_train, look, config.world_seed),
+        )
+        _write_how2(
+            source,
+            "sum_cv",
+            make_examples("source", "heldout", config.source_heldout, look, config.world_seed),
+        )
         for world in WORLDS:
             pool = make_examples(world, "pool", config.target_pool, look, config.world_seed)
             _write_how2(staging / world / "pool", "sum_train", pool)

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 
 from readcli.backbones.vision_guided import VisionGuidedSeq2Seq
-from readcli.backbones.vision_guided_config import VisionGuidedConfig, tiny_text_config
+from readcli.backbones.vision_guided_config import tiny_text_config
 from readcli.backbones.vision_guided_io import build_vision_guided, save_vision_guided
 from readcli.data.how2 import How2Dataset, load_how2_split
-from readcli.demo.vls.config import VLSConfig
+from readcli.demo.vls.config import VLSConfig, fusion_config
 from readcli.demo.vls.data import WordTokenizer, limits, word_tokenizer
 from readcli.fileio import atomic_write_json
 from readcli.training.loop import ProgressCallback, seed_everything, train
@@ -78,8 +78,7 @@ def build_tiny(config: VLSConfig) -> VisionGuidedSeq2Seq:
         "bart", vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id, d_model=config.d_model, layers=config.layers,
     )  # fmt: skip
-    fusion = VisionGuidedConfig("bart", video_dim=config.video_dim, fusion_dropout=0.0)
-    return build_vision_guided(text, fusion, tokenizer)
+    return build_vision_guided(text, fusion_config(config), tokenizer)
 
 
 def ensure_pretrained(

@@ -23,7 +23,7 @@ from readcli.adapters.accounting import count_parameters
 from readcli.adapters.inject import inject
 from readcli.backbones.vision_guided_io import load_vision_guided
 from readcli.data.how2 import How2Dataset, How2Item, How2Limits, How2Split
-from readcli.demo.contract import RunScores, SourceReport, Split
+from readcli.demo.contract import DemoTask, RunScores, SourceReport, Split
 from readcli.demo.methods import DEMO_METHODS, demo_method
 from readcli.demo.vls.config import VLSConfig
 from readcli.demo.vls.data import WordTokenizer, ensure_world, limits, target_splits, test_split
@@ -139,7 +139,9 @@ class VLSTask:
         if world not in WORLDS:
             raise InvalidValueError(f"unknown VLS world {world!r}: choose one of {choices_text(WORLDS)}")
         if method not in self.method_keys:
-            raise InvalidValueError(f"demo method {method!r} is not run here: choose one of {choices_text(self.method_keys)}")
+            raise InvalidValueError(
+                f"demo method {method!r} is not run here: choose one of {choices_text(self.method_keys)}"
+            )
         if split not in ("dev", "test"):
             raise InvalidValueError(f"split {split!r} is invalid: choose dev or test")
         started = time.perf_counter()
@@ -193,3 +195,8 @@ class VLSTask:
         with tempfile.TemporaryDirectory(prefix="readcli-vls-adapt-", dir=_scratch_dir()) as run_dir:
             train(model, task, settings, Path(run_dir), progress=task.record)
         return model.eval(), task
+
+
+def as_demo_task(task: VLSTask) -> DemoTask:
+    """`task` as the runner's contract (mypy checks here that VLSTask satisfies DemoTask)."""
+    return task

@@ -25,7 +25,7 @@ CHATTER: tuple[str, ...] = (
     "video", "link", "below", "really", "okay", "great", "hello", "friends", "check", "cheap",
 )  # fmt: skip
 SPAN_OPEN, SPAN_CLOSE = "sponsor", "anyway"  # an unrelated span: "sponsor ... anyway"
-FUNCTION: tuple[str, ...] = ("we", "the", "it", ".", "and", "on", "prices", SPAN_OPEN, SPAN_CLOSE)
+FUNCTION: tuple[str, ...] = ("we", "the", "it", ".", SPAN_OPEN, SPAN_CLOSE)
 SPECIALS: tuple[str, ...] = ("<pad>", "</s>", "<unk>")
 VOCABULARY: tuple[str, ...] = SPECIALS + ACTIONS + OBJECTS + OPENERS + CHATTER + FUNCTION
 WORLDS: tuple[str, ...] = ("visual", "partial", "control")
@@ -110,11 +110,13 @@ def _transcript(
         said = "it" if rng.random() < spec.hide else f"the {OBJECTS[obj]}"
         parts.append((f"{rng.choice(OPENERS)} we {ACTIONS[action]} {said} .".split(), True))
     for _ in range(spec.spans):
-        # unrelated talk that uses the steps' own vocabulary: only the span's context says it is no step
-        words = [str(w) for w in rng.choice(CHATTER, size=rng.integers(1, 4))]
-        words += [str(rng.choice(ACTIONS)), "prices", "on", str(rng.choice(OBJECTS)), "and"]
-        words += [str(rng.choice(OBJECTS)), *[str(w) for w in rng.choice(CHATTER, size=rng.integers(1, 3))]]
-        parts.insert(int(rng.integers(0, len(parts) + 1)), ([SPAN_OPEN, *words, SPAN_CLOSE], False))
+        # unrelated talk with a step's very words inside ("... we fry the rice ..."): only the span's
+        # context, "sponsor" some words back and "anyway" ahead, says it describes nothing in the video
+        before = [str(w) for w in rng.choice(CHATTER, size=rng.integers(1, 3))]
+        fake = f"{rng.choice(OPENERS)} we {rng.choice(ACTIONS)} the {rng.choice(OBJECTS)} .".split()
+        after = [str(w) for w in rng.choice(CHATTER, size=rng.integers(1, 3))]
+        span = [SPAN_OPEN, *before, *fake, *after, SPAN_CLOSE]
+        parts.insert(int(rng.integers(0, len(parts) + 1)), (span, False))
     words, related = [], []
     for chunk, is_step in parts:
         words += chunk
