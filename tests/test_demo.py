@@ -1,111 +1,97 @@
-"""`readcli demo`: the synthetic world's structure, the table maths, and one quick end-to-end run."""
+"""`readcli demo` worlds and scoring: each world's defining property, the splits, the per-query metrics."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from readcli.cli.app import app
-from readcli.demo.methods import DEMO_METHODS
-from readcli.demo.runner import RunOutcome
-from readcli.demo.world import WorldConfig, domain_looks, plan_video, query_row, render_query
+from readcli.demo.fit import query_scores
+from readcli.demo.world import WorldConfig, domain_layout, domain_look, plan_video, render_video, vocabulary
+from readcli.demo.world_files import ensure_worlds
 from readcli.errors import InvalidValueError
+from readcli.evaluation import evaluate_qvhighlights
 
-runner = CliRunner()
+SMALL = replace(
+    WorldConfig(), source_videos=6, source_val_videos=4, pool_videos=12, dev_queries=4, test_videos=8
+)
 
 
-def test_every_query_needs_order_to_resolve() -> None:
+def test_temporal_pose_x_appears_in_two_events_so_one_clip_cannot_decide() -> None:
     config = WorldConfig()
+    look, layout = domain_look(config, "temporal"), domain_layout(config, "temporal")
     rng = np.random.default_rng(0)
-    for _ in range(50):
-        plan = plan_video(rng, config)
+    for _ in range(20):
+        x = int(rng.integers(0, config.num_events))
+        plan = plan_video(rng, config, layout, x)
         events = [run[0] for run in plan.runs]
-        assert events.count(plan.x) == 2 and events.count(plan.y) == 1
-        first, second = (run for run in plan.runs if run[0] == plan.x)
-        anchor = next(run for run in plan.runs if run[0] == plan.y)
-        assert first[2] < anchor[1] and anchor[2] < second[1]  # X, then Y, then X again
-        assert all(a[2] < b[1] for a, b in zip(plan.runs, plan.runs[1:], strict=False))  # gaps
-        assert plan.runs[-1][2] <= plan.num_clips
-        after = query_row(1, "v", plan, "after", config.clip_len)
-        before = query_row(2, "v", plan, "before", config.clip_len)
-        assert after["relevant_windows"] == [[second[1] * 2.0, second[2] * 2.0]]
-        assert before["relevant_windows"] == [[first[1] * 2.0, first[2] * 2.0]]
-        assert after["relevant_windows"] != before["relevant_windows"]
+        assert x in events and (x - 1) % config.num_events in events  # the confuser is always there
+        clean = render_video(rng, replace(look, noise=0.0), plan)  # (N_V, D_v)
+        pose_x = look.prototypes[x]
+        runs_with_pose_x = {
+            event
+            for event, start, end in plan.runs
+            if any(np.allclose(clean[c], pose_x, atol=1e-5) for c in range(start, end))
+        }
+        # every run of >= 2 clips shows both poses, so pose X shows in X's run and in X - 1's
+        assert runs_with_pose_x == {x, (x - 1) % config.num_events}
 
 
-def test_query_tokens_name_the_events_and_relation() -> None:
+def test_control_only_changes_appearance_and_partial_only_adds_unmatched_content() -> None:
     config = WorldConfig()
-    _, words = domain_looks(config)
-    plan = plan_video(np.random.default_rng(1), config)
-    tokens = render_query(np.random.default_rng(2), words, plan, "before", noise=0.0)
-    expected = words[[plan.x, config.num_events + 1, plan.y]]
-    assert np.allclose(tokens, expected, atol=1e-6)
+    source, control = domain_look(config, "source"), domain_look(config, "control")
+    assert np.allclose(source.prototypes, control.prototypes)
+    assert not np.allclose(control.rotation, np.eye(config.video_dim), atol=0.1)
+    assert np.allclose(control.rotation @ control.rotation.T, np.eye(config.video_dim), atol=1e-8)
+    assert not control.motion and not domain_look(config, "partial").motion
+    src, part = domain_layout(config, "source"), domain_layout(config, "partial")
+    assert part.events == 2 * src.events and part.min_clips == 2 * src.min_clips and part.fillers == 3
+    words = vocabulary(config)
+    assert words.shape == (1 + config.num_events + 10, config.text_dim)
 
 
-def test_target_domain_is_shifted_and_source_is_not() -> None:
-    looks, _ = domain_looks(WorldConfig())
-    assert np.allclose(looks["source"].rotation, np.eye(32))
-    rotation = looks["target"].rotation
-    assert np.allclose(rotation @ rotation.T, np.eye(32), atol=1e-8)  # a rotation: nothing is lost
-    assert not np.allclose(rotation, np.eye(32), atol=0.1)
+def test_worlds_are_written_with_disjoint_train_dev_test(tmp_path: Path) -> None:
+    root, reused = ensure_worlds(SMALL, tmp_path / "w")
+    assert not reused and ensure_worlds(SMALL, tmp_path / "w")[1]
+    source = [json.loads(line) for line in (root / "source" / "train.jsonl").read_text().splitlines()]
+    assert len(source) == 3 * SMALL.source_videos  # one query per event shown
+    for world in ("control", "temporal", "partial"):
+        splits = {
+            name: [json.loads(line) for line in (root / world / f"{name}.jsonl").read_text().splitlines()]
+            for name in ("train", "dev", "test")
+        }
+        assert [len(splits[n]) for n in ("train", "dev", "test")] == [8, 4, 8]
+        vids = {n: {row["vid"] for row in rows} for n, rows in splits.items()}
+        assert not (vids["train"] & vids["dev"]) and not (vids["test"] & (vids["train"] | vids["dev"]))
+    partial = json.loads((root / "partial" / "test.jsonl").read_text().splitlines()[0])
+    assert len(partial["query"].split()) == 2 + SMALL.filler_words
 
 
 def test_bad_world_config_names_the_valid_range() -> None:
-    with pytest.raises(InvalidValueError, match="min_clips >= 24"):
+    with pytest.raises(InvalidValueError, match="min_clips"):
         WorldConfig(min_clips=10)
+    with pytest.raises(InvalidValueError, match="dev_queries"):
+        WorldConfig(dev_queries=400)
 
 
-def test_summarise_mean_and_std_over_seeds() -> None:
-    from readcli.demo.report import markdown_table, summarise
-
-    def outcome(seed: int, value: float) -> RunOutcome:
-        metrics = {"MR-full-mAP": value, "MR-full-R1@0.5": 2 * value, "MR-full-R1@0.7": 0.0}
-        return RunOutcome("read-pvla", seed, metrics, trainable=10, total=1000, seconds=1.0)
-
-    rows = summarise([outcome(0, 10.0), outcome(1, 14.0)])
-    assert len(rows) == 1 and rows[0].mean["MR-full-mAP"] == 12.0
-    assert rows[0].std["MR-full-mAP"] == pytest.approx(np.std([10.0, 14.0], ddof=1))
-    assert rows[0].percent == 1.0
-    assert "| **READ-PVLA** | 10 (1.00 %) | 12.00 ± 2.83 | 24.00 ± 5.66 | 0.00 ± 0.00 |" in markdown_table(
-        rows
-    )
-
-
-def test_bad_options_are_one_clear_error(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["demo", "--quick", "--seeds", "0", "--out", str(tmp_path)])
-    assert result.exit_code == 1 and "--seeds 0 is invalid" in result.output
-    result = runner.invoke(app, ["demo", "--quick", "--method", "nope", "--out", str(tmp_path)])
-    assert result.exit_code == 1 and "'nope'" in result.output and "read-pvla" in result.output
-
-
-def test_quick_demo_end_to_end_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("READCLI_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "out"
-    result = runner.invoke(app, ["demo", "--quick", "--seeds", "1", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "trained and cached" in result.output and "READ-PVLA" in result.output
-    payload = json.loads((out / "results.json").read_text())
-    assert [row["key"] for row in payload["rows"]] == list(DEMO_METHODS)
-    assert payload["pretrain_reused"] is False and payload["profile"] == "quick"
-    for row in payload["rows"]:
-        assert 0.0 <= row["mean"]["MR-full-mAP"] <= 100.0 and row["trainable"] > 0
-    full = next(row for row in payload["rows"] if row["key"] == "full")
-    assert full["percent"] == 100.0
-    table = (out / "results.md").read_text()
-    assert all(method.label in table for method in DEMO_METHODS.values())
-    assert (out / "map_vs_params.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    cached = list((tmp_path / "cache" / "demo").glob("backbone-*/model.safetensors"))
-    assert len(cached) == 2  # the Moment-DETR and the UMT source backbones
-    umt = next(row for row in payload["rows"] if row["key"] == "umt-read-pvla")
-    read_pvla = next(row for row in payload["rows"] if row["key"] == "read-pvla")
-    assert umt["label"] == "READ-PVLA, UMT backbone" and umt["total"] != read_pvla["total"]
-
-    again = runner.invoke(app, ["demo", "--quick", "--seeds", "1", "--method", "proj", "--out", str(out)])
-    assert again.exit_code == 0, again.output
-    assert "reused" in again.output
-    payload = json.loads((out / "results.json").read_text())
-    assert payload["pretrain_reused"] is True and [row["key"] for row in payload["rows"]] == ["proj"]
+def test_per_query_scores_average_to_the_official_metrics() -> None:
+    rng = np.random.default_rng(3)
+    truth, preds = [], []
+    for qid in range(30):
+        start = float(rng.integers(0, 20)) * 2
+        truth.append({"qid": qid, "relevant_windows": [[start, start + 6.0]]})
+        windows = [
+            [start + float(rng.normal(0, 2)), start + 6 + float(rng.normal(0, 2)), float(s)]
+            for s in rng.random(4)
+        ]
+        windows = [[min(a, b), max(a, b) + 0.1, s] for a, b, s in windows]
+        preds.append({"qid": qid, "pred_relevant_windows": sorted(windows, key=lambda w: -w[2])})
+    per_query = query_scores(preds, truth)
+    official = evaluate_qvhighlights(preds, [{**t, "duration": 150.0} for t in truth])
+    assert per_query["mAP"].shape == (30,)
+    assert per_query["mAP"].mean() == pytest.approx(official["MR-full-mAP"], abs=0.01)
+    assert per_query["R1@0.5"].mean() == pytest.approx(official["MR-full-R1@0.5"], abs=0.01)
+    assert per_query["R1@0.7"].mean() == pytest.approx(official["MR-full-R1@0.7"], abs=0.01)

@@ -1,135 +1,170 @@
-"""The demo's table: mean ± std over seeds per method, as markdown, JSON and a PNG plot."""
+"""The demo's tables: per task and world, every method's test metrics (mean ± std over seeds at its
+chosen learning rate) and its paired bootstrap difference to READ-PVLA with a verdict; as an
+80-column text table, markdown, JSON and a plot of the intervals."""
 
 from __future__ import annotations
 
-import io
 import math
-import statistics
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from readcli.demo.methods import DEMO_METHODS
-from readcli.demo.runner import REPORTED, RunOutcome
-from readcli.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+import numpy as np
 
-SHORT = {"MR-full-mAP": "mAP", "MR-full-R1@0.5": "R1@0.5", "MR-full-R1@0.7": "R1@0.7"}
+from readcli.demo.contract import DemoTask
+from readcli.demo.execute import ProtocolOutcome
+from readcli.demo.methods import DEMO_METHODS, REFERENCE
+from readcli.demo.protocol import Job
+from readcli.demo.stats import Comparison, compare_to_reference, mean_std
 
 
 @dataclass(frozen=True)
-class TableRow:
-    """One method over every seed: parameter counts and each metric's mean and standard deviation."""
+class Row:
+    """One method in one world."""
 
-    key: str
+    method: str
     label: str
     group: str
+    lr: float
     trainable: int
     total: int
     mean: dict[str, float]
-    std: dict[str, float]  # sample std over seeds; 0 with one seed
-    seeds: int
+    std: dict[str, float]  # NaN with one seed
+    comparison: Comparison | None  # None for the reference itself (or when it was not run)
 
     @property
     def percent(self) -> float:
         return 100.0 * self.trainable / self.total if self.total else 0.0
 
 
-def summarise(outcomes: Sequence[RunOutcome]) -> list[TableRow]:
-    """Group runs by method (in the registry's order) and reduce over seeds."""
+@dataclass(frozen=True)
+class WorldTable:
+    task: str
+    world: str
+    metrics: tuple[str, ...]  # the primary first
+    seeds: int
+    queries: int
+    rows: tuple[Row, ...]
+
+
+def _label(method: str) -> tuple[str, str]:
+    row = DEMO_METHODS.get(method)
+    return (row.label, row.group) if row is not None else (method, "baseline")
+
+
+def world_table(
+    task: DemoTask, world: str, outcome: ProtocolOutcome, seeds: Sequence[int], *, resamples: int = 10_000
+) -> WorldTable:
+    """Reduce one world's test runs: per method (S, Q) scores -> mean ± std and the comparison."""
+    primary = task.metrics[0]
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    first: dict[str, Any] = {}
+    for method in task.methods():
+        lr = outcome.chosen[(task.name, world, method)]
+        runs = [outcome.test[Job(task.name, world, method, lr, seed, "test")] for seed in seeds]
+        scores[method] = {m: np.stack([r.per_example[m] for r in runs]) for m in task.metrics}  # (S, Q)
+        first[method] = (lr, runs[0])
+    comparisons: Mapping[str, Comparison] = {}
+    if REFERENCE in scores:
+        primary_scores = {m: s[primary] for m, s in scores.items()}
+        comparisons = compare_to_reference(primary_scores, REFERENCE, resamples=resamples, seed=0)
     rows = []
-    for key, method in DEMO_METHODS.items():
-        runs = [o for o in outcomes if o.key == key]
-        if not runs:
-            continue
-        mean = {m: statistics.fmean(r.metrics[m] for r in runs) for m in REPORTED}
-        std = {m: statistics.stdev(r.metrics[m] for r in runs) if len(runs) > 1 else 0.0 for m in REPORTED}
+    for method, by_metric in scores.items():
+        lr, run = first[method]
+        stats = {m: mean_std(values.mean(axis=1)) for m, values in by_metric.items()}
+        label, group = _label(method)
         rows.append(
-            TableRow(key, method.label, method.group, runs[0].trainable, runs[0].total, mean, std, len(runs))
-        )
-    return rows
+            Row(
+                method, label, group, lr, run.trainable, run.total,
+                {m: s[0] for m, s in stats.items()}, {m: s[1] for m, s in stats.items()},
+                comparisons.get(method),
+            )
+        )  # fmt: skip
+    queries = int(next(iter(scores.values()))[primary].shape[1]) if scores else 0
+    return WorldTable(task.name, world, tuple(task.metrics), len(seeds), queries, tuple(rows))
 
 
-def cell(row: TableRow, metric: str) -> str:
-    return f"{row.mean[metric]:.2f} ± {row.std[metric]:.2f}"
+def cell(row: Row, metric: str) -> str:
+    """ "mean ± std", or the mean alone with one seed (no spread can be measured from one)."""
+    mean, std = row.mean[metric], row.std[metric]
+    return f"{mean:.2f}" if math.isnan(std) else f"{mean:.2f} ± {std:.2f}"
 
 
-def params_text(row: TableRow) -> str:
-    return f"{row.trainable:,} ({row.percent:.2f} %)"
+def difference(row: Row) -> str:
+    c = row.comparison
+    return "reference" if c is None else f"{c.mean_diff:+.2f} [{c.low:+.2f}, {c.high:+.2f}]"
 
 
-def markdown_table(rows: Sequence[TableRow], reference: dict[str, float] | None = None) -> str:
-    """A paper-style markdown table; `reference` adds the unadapted source backbone as a first row."""
-    header = "| method | trainable params (%) | " + " | ".join(SHORT[m] for m in REPORTED) + " |"
-    lines = [header, "|" + " --- |" * (2 + len(REPORTED))]
-    if reference is not None:
-        values = " | ".join(f"{reference[m]:.2f}" for m in REPORTED)
-        lines.append(f"| source backbone, no adaptation | 0 (0.00 %) | {values} |")
-    for row in rows:
+def text_table(table: WorldTable) -> str:
+    """The console table: at most 80 columns."""
+    primary = table.metrics[0]
+    head = f"{table.task} / {table.world}: {table.seeds} seeds x {table.queries} test examples"
+    lines = [head, f"{'method':<20} {'lr':>6} {primary:>13} {'- READ-PVLA [95% CI]':>23} verdict"]
+    for row in table.rows:
+        verdict: str = "" if row.comparison is None else row.comparison.verdict
+        if row.comparison is not None and row.comparison.holm_verdict != "not separable":
+            verdict += " (H)"
+        line = f"{row.label[:20]:<20} {row.lr:>6.0e} {cell(row, primary):>13} {difference(row):>23} {verdict}"
+        lines.append(line.rstrip())
+    return "\n".join(line[:80] for line in lines)
+
+
+def markdown_table(table: WorldTable) -> str:
+    metric_heads = " | ".join(table.metrics)
+    primary = table.metrics[0]
+    lines = [
+        f"| method | trainable (%) | lr | {metric_heads} "
+        f"| {primary} − READ-PVLA [95 % CI] | verdict | Holm |",
+        "|" + " --- |" * (6 + len(table.metrics)),
+    ]
+    for row in table.rows:
         label = f"**{row.label}**" if row.group == "ours" else row.label
-        lines.append(f"| {label} | {params_text(row)} | " + " | ".join(cell(row, m) for m in REPORTED) + " |")
+        c = row.comparison
+        verdicts = "— | —" if c is None else f"{c.verdict} | {c.holm_verdict}"
+        metrics = " | ".join(cell(row, m) for m in table.metrics)
+        lines.append(
+            f"| {label} | {row.trainable:,} ({row.percent:.2f} %) | {row.lr:.0e} | {metrics} "
+            f"| {difference(row)} | {verdicts} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def results_json(
-    rows: Sequence[TableRow], outcomes: Sequence[RunOutcome], extra: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        **extra,
-        "rows": [{**asdict(row), "percent": row.percent} for row in rows],
-        "runs": [asdict(o) for o in outcomes],
-    }
+def plot_png(tables: Sequence[WorldTable]) -> bytes:
+    """One panel per (task, world): each method's difference to READ-PVLA with its 95 % interval."""
+    import io
 
-
-def plot_png(rows: Sequence[TableRow]) -> bytes:
-    """mAP (mean, std as error bars) against trainable parameters on a log axis, as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: the demo runs on servers and in CI
     from matplotlib import pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
-    colours = {"baseline": "tab:blue", "ours": "tab:red", "ablation": "tab:orange"}
-    for row in rows:
-        x = max(row.trainable, 1)
-        y, err = row.mean["MR-full-mAP"], row.std["MR-full-mAP"]
-        axes.errorbar([x], [y], yerr=[err], fmt="o", color=colours[row.group], capsize=3)
-        axes.annotate(row.key, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    axes.set_xscale("log")
-    axes.set_xlabel("trainable parameters (log scale)")
-    axes.set_ylabel("target mAP (MR-full-mAP)")
-    axes.set_title("readcli demo: low-resource adaptation to the shifted domain")
-    axes.grid(True, which="both", alpha=0.3)
+    tasks = list(dict.fromkeys(t.task for t in tables))
+    columns = max(sum(t.task == name for t in tables) for name in tasks)
+    figure, axes = plt.subplots(
+        len(tasks), columns, figsize=(4.2 * columns, 3.6 * len(tasks)), dpi=110, squeeze=False
+    )
+    colours = {"better": "tab:green", "worse": "tab:red", "not separable": "tab:gray"}
+    for r, name in enumerate(tasks):
+        mine = [t for t in tables if t.task == name]
+        for c in range(columns):
+            ax = axes[r][c]
+            if c >= len(mine):
+                ax.axis("off")
+                continue
+            rows = [row for row in mine[c].rows if row.comparison is not None]
+            for y, row in enumerate(rows):
+                cmp = row.comparison
+                assert cmp is not None
+                err = [[cmp.mean_diff - cmp.low], [cmp.high - cmp.mean_diff]]
+                ax.errorbar([cmp.mean_diff], [y], xerr=err, fmt="o", color=colours[cmp.verdict], capsize=3)
+            ax.axvline(0.0, color="black", linewidth=0.8)
+            ax.set_yticks(range(len(rows)), [row.label[:24] for row in rows], fontsize=7)
+            ax.set_title(f"{name} / {mine[c].world}", fontsize=9)
+            ax.set_xlabel(f"{mine[c].metrics[0]} − READ-PVLA (95 % CI)", fontsize=8)
+            ax.grid(True, axis="x", alpha=0.3)
+    figure.suptitle("right of 0: better than READ-PVLA; green/red: separable, grey: not", fontsize=9)
     buffer = io.BytesIO()
     figure.tight_layout()
     figure.savefig(buffer, format="png")
     plt.close(figure)
     return buffer.getvalue()
-
-
-def write_outputs(
-    out: Path,
-    rows: Sequence[TableRow],
-    outcomes: Sequence[RunOutcome],
-    *,
-    reference: dict[str, float] | None,
-    extra: dict[str, Any],
-) -> tuple[Path, Path, Path]:
-    """DIR/results.md, DIR/results.json, DIR/map_vs_params.png, each written atomically."""
-    paths = (out / "results.md", out / "results.json", out / "map_vs_params.png")
-    atomic_write_text(paths[0], markdown_table(rows, reference))
-    payload = results_json(rows, outcomes, {**extra, "source_only": reference})
-    atomic_write_json(paths[1], _finite(payload))
-    atomic_write_bytes(paths[2], plot_png(rows))
-    return paths
-
-
-def _finite(obj: Any) -> Any:
-    """JSON has no NaN: replace non-finite floats by None."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj

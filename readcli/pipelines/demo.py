@@ -1,130 +1,168 @@
-"""`readcli demo`: the paper's low-resource claim in miniature, offline (docs/demo.md).
+"""`readcli demo`: the paper's low-resource claim in miniature, offline, decided by a fair protocol.
 
-Pretrain (or reuse) a small Moment-DETR on the synthetic source domain, adapt it to the shifted
-target domain with every method and ablation for each seed, and write the table and the plot.
+Build the requested tasks (grounding `tlg`, summarization `vls`), run the protocol of docs/demo.md
+over worker processes (prepare and pretrain, choose each method's learning rate on dev, score the
+choice on test), compare every method with READ-PVLA, and write the tables and the plot.
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 from readcli.errors import InvalidValueError, choices_text
-from readcli.training.loop import ProgressEvent
 
-Stage = Literal["pretrain", "reused", "adapt", "run_done"]
+TASKS: tuple[str, ...] = ("tlg", "vls", "all")
+# learning-rate grids for a task that does not define its own (same number of points for all)
+DEFAULT_GRID = (1e-3, 3e-3, 1e-2)
+DEFAULT_FULL_GRID = (1e-4, 3e-4, 1e-3)
 
 
 @dataclass(frozen=True)
 class DemoRequest:
-    """What to run: the profile (quick or default), seeds, output directory, optional method subset."""
+    """What to run: tasks, profile (quick, default, full), seeds, output, optional method subset."""
 
     out: Path
+    task: str = "all"
     quick: bool = False
+    full: bool = False
     seeds: int = 5
-    methods: tuple[str, ...] = ()  # empty: every method and ablation
+    methods: tuple[str, ...] = ()  # empty: every default row (every row with full)
     cache: Path | None = None  # None: $READCLI_CACHE/demo or ~/.cache/readcli/demo
+    jobs: int | None = None  # worker processes; None: the usable cores
+    threads: int | None = None  # intra-op threads per worker; None: 1
     first_seed: int = 0
+    resamples: int = 10_000
 
     def __post_init__(self) -> None:
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or not 1 <= self.seeds <= 20:
-            raise InvalidValueError(f"--seeds {self.seeds!r} is invalid: use an integer in 1..20")
-
-
-@dataclass(frozen=True)
-class DemoEvent:
-    """Progress for the CLI: a stage, which run of how many, and the loop's own event when training."""
-
-    stage: Stage
-    label: str
-    run: int = 0
-    runs: int = 0
-    loop: ProgressEvent | None = None
+        if self.task not in TASKS:
+            raise InvalidValueError(f"--task {self.task!r} is invalid: choose one of {choices_text(TASKS)}")
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or not 1 <= self.seeds <= 50:
+            raise InvalidValueError(f"--seeds {self.seeds!r} is invalid: use an integer in 1..50")
+        if self.quick and self.full:
+            raise InvalidValueError("--quick and --full exclude each other: choose one")
+        if self.jobs is not None and not 1 <= self.jobs <= 256:
+            raise InvalidValueError(f"--jobs {self.jobs} is invalid: use an integer in 1..256")
 
 
 @dataclass
 class DemoResult:
-    profile: str
-    pretrain_reused: bool
-    backbone_dir: Path
-    rows: list  # list[TableRow]; untyped here so this module imports nothing heavy at load
-    source_only: dict[str, float]
-    source_metrics: dict[str, float]
+    tables: list[Any]  # list[readcli.demo.report.WorldTable]
+    sources: dict[str, Any]  # task -> tuple[SourceReport, ...]
+    source_only: dict[str, dict[str, dict[str, float]]]  # task -> world -> metric -> mean
     paths: tuple[Path, ...]
     seconds: float
-    run_seconds: dict[str, float] = field(default_factory=dict)
+    jobs: int
+    threads: int
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
-DemoProgress = Callable[[DemoEvent], None]
+def demo_cache() -> Path:
+    """`$READCLI_CACHE/demo`, else `~/.cache/readcli/demo` (the backbone presets' cache root)."""
+    from readcli.fileio import cache_dir
+
+    return cache_dir() / "demo"
 
 
-def run(request: DemoRequest, progress: DemoProgress | None = None) -> DemoResult:
-    """Pretrain or reuse, adapt with every method for every seed, write DIR/results.{md,json} and the plot."""
-    from readcli.demo.methods import DEMO_METHODS
-    from readcli.demo.profiles import demo_profile
-    from readcli.demo.report import summarise, write_outputs
-    from readcli.demo.runner import adapt, ensure_pretrained, evaluate_source_only
+def _build_tasks(request: DemoRequest, scratch: Path) -> dict[str, Any]:
+    from readcli.demo.methods import DEMO_METHODS, default_methods
 
-    emit = progress or (lambda event: None)
     unknown = [m for m in request.methods if m not in DEMO_METHODS]
     if unknown:
         raise InvalidValueError(
             f"unknown demo method {unknown[0]!r}: choose from {choices_text(DEMO_METHODS)}"
         )
+    profile = "quick" if request.quick else "default"
+    names = ("tlg", "vls") if request.task == "all" else (request.task,)
+    tasks: dict[str, Any] = {}
+    if "tlg" in names:
+        from readcli.demo.tlg import GroundingDemo
+
+        methods = request.methods or default_methods(request.full)
+        tasks["tlg"] = GroundingDemo(profile, scratch, methods)
+    if "vls" in names:
+        tasks["vls"] = _vls_task(request, profile)
+    return tasks
+
+
+def _vls_task(request: DemoRequest, profile: str) -> Any:
+    """The summarization task (readcli/demo/vls/): every row a vision-guided BART can take."""
+    from readcli.demo.vls.config import vls_config
+    from readcli.demo.vls.task import DEFAULT_METHODS, VLS_METHODS, VLSTask
+
+    if request.methods:
+        keys = tuple(m for m in request.methods if m in VLS_METHODS)
+        if not keys:
+            valid = choices_text(VLS_METHODS)
+            raise InvalidValueError(f"no --method row runs on the summarization task: choose from {valid}")
+    else:
+        keys = tuple(VLS_METHODS) if request.full else tuple(DEFAULT_METHODS)
+    return VLSTask(config=vls_config(profile), method_keys=keys)
+
+
+def _grids(task: Any) -> dict[str, tuple[float, ...]]:
+    from readcli.demo.methods import demo_method
+
+    own = getattr(task, "lr_grid", None)
+    if own is not None:
+        return {m: tuple(own(m)) for m in task.methods()}
+    return {m: DEFAULT_FULL_GRID if demo_method(m).full_lr else DEFAULT_GRID for m in task.methods()}
+
+
+def run(request: DemoRequest, progress: Callable[[Any], None] | None = None) -> DemoResult:
+    """Run the protocol for the requested tasks and write DIR/results.{md,json} and the plot."""
+    from readcli.demo.execute import run_protocol
+    from readcli.demo.report import world_table
+    from readcli.demo.results import write_outputs
+    from readcli.threads import check_threads, usable_cores
+
     started = time.perf_counter()
-    profile = demo_profile("quick" if request.quick else "default")
-    emit(DemoEvent("pretrain", "pretraining on the source domain (cached after the first run)"))
-    pretrained = ensure_pretrained(
-        profile, cache=request.cache, progress=lambda e: emit(DemoEvent("pretrain", "pretrain", loop=e))
-    )
-    if pretrained.reused:
-        emit(DemoEvent("reused", f"reused the pretrained backbone in {pretrained.backbone_dir}"))
-    source_only = evaluate_source_only(pretrained, profile)
-    methods = [DEMO_METHODS[m] for m in (request.methods or tuple(DEMO_METHODS))]
-    backbones = {"moment_detr": pretrained}
-    if any(m.backbone == "umt" for m in methods):  # the UMT row adapts its own source-trained UMT
-        emit(DemoEvent("pretrain", "pretraining UMT on the source domain (cached after the first run)"))
-        backbones["umt"] = ensure_pretrained(
-            profile,
-            cache=request.cache,
-            progress=lambda e: emit(DemoEvent("pretrain", "pretrain UMT", loop=e)),
-            architecture="umt",
-        )
-    seeds = range(request.first_seed, request.first_seed + request.seeds)
-    plan = [(method, seed) for seed in seeds for method in methods]
-    outcomes = []
-    for index, (method, seed) in enumerate(plan):
-        label = f"{method.label}, seed {seed}"
-        emit(DemoEvent("adapt", label, index, len(plan)))
-        hook = _loop_hook(emit, label, index, len(plan))
-        outcomes.append(adapt(method, seed, profile, backbones[method.backbone], progress=hook))
-        emit(DemoEvent("run_done", label, index + 1, len(plan)))
-    rows = summarise(outcomes)
+    threads = check_threads(request.threads) if request.threads is not None else 1
+    jobs = request.jobs if request.jobs is not None else max(1, usable_cores() // threads)
+    cache = request.cache if request.cache is not None else demo_cache()
+    seeds = list(range(request.first_seed, request.first_seed + request.seeds))
+    request.out.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".demo-runs-", dir=request.out))
+    try:
+        tasks = _build_tasks(request, scratch)
+        grids = {name: _grids(task) for name, task in tasks.items()}
+        outcome = run_protocol(tasks, grids, seeds, cache, jobs=jobs, threads=threads, progress=progress)
+        source_only = _source_only(tasks, cache)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    tables = [
+        world_table(task, world, outcome, seeds, resamples=request.resamples)
+        for task in tasks.values()
+        for world in task.worlds
+    ]
     extra = {
-        "profile": profile.name,
-        "seeds": list(seeds),
-        "train_samples": profile.train_samples,
-        "pretrain_reused": pretrained.reused,
-        "source_val_metrics": pretrained.source_metrics,
-        "seconds": time.perf_counter() - started,
+        "request": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(request).items()},
+        "seeds": seeds,
+        "grids": grids,
+        "jobs": jobs,
+        "threads": threads,
+        "protocol_seconds": outcome.seconds,
     }
-    paths = write_outputs(request.out, rows, outcomes, reference=source_only, extra=extra)
-    per_method = {m.key: sum(o.seconds for o in outcomes if o.key == m.key) for m in methods}
-    return DemoResult(
-        profile=profile.name,
-        pretrain_reused=pretrained.reused,
-        backbone_dir=pretrained.backbone_dir,
-        rows=rows,
-        source_only=source_only,
-        source_metrics=pretrained.source_metrics,
-        paths=paths,
-        seconds=time.perf_counter() - started,
-        run_seconds=per_method,
-    )
+    seconds = time.perf_counter() - started
+    paths = write_outputs(request.out, tables, outcome, source_only, {**extra, "seconds": seconds})
+    return DemoResult(tables, outcome.sources, source_only, paths, seconds, jobs, threads, extra)
 
 
-def _loop_hook(emit: DemoProgress, label: str, index: int, total: int) -> Callable[[ProgressEvent], None]:
-    return lambda event: emit(DemoEvent("adapt", label, index, total, loop=event))
+def _source_only(tasks: dict[str, Any], cache: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """Each task's pretrained backbone on each world's test split, unadapted (after every choice)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, task in tasks.items():
+        score = getattr(task, "source_only", None)
+        if score is None:
+            continue
+        task.prepare(cache)  # in this process: the workers prepared their own copies; all cached now
+        out[name] = {}
+        for world in task.worlds:
+            scores = score(world, "test")
+            out[name][world] = {m: float(v.mean()) for m, v in scores.per_example.items()}
+    return out

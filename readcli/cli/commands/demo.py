@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,55 +18,92 @@ def register(app: typer.Typer) -> None:
 
 @error_boundary
 def demo(
+    task: Annotated[str, typer.Option("--task", help="tlg (grounding), vls (summarization) or all.")] = "all",
     quick: Annotated[
-        bool, typer.Option("--quick", help="The CI budget: smaller world, fewer epochs.")
+        bool, typer.Option("--quick", help="The whole path in under a minute; numbers mean nothing.")
     ] = False,
-    seeds: Annotated[int, typer.Option("--seeds", help="Seeds per method (mean ± std over them).")] = 5,
+    full: Annotated[
+        bool, typer.Option("--full", help="Add every ablation and the PVLA weight x mass grid.")
+    ] = False,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", help="Paired seeds per method (default 5; 2 with --quick).")
+    ] = None,
     out: Annotated[Path, typer.Option("--out", help="Where results.md/.json and the plot go.")] = Path(
         "demo-results"
     ),
     methods: Annotated[
-        list[str] | None, typer.Option("--method", help="Only this row (repeatable; default: every row).")
+        list[str] | None,
+        typer.Option("--method", help="Only this row (repeatable); keep read-pvla for the comparison."),
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", help="Worker processes (default: the usable cores).")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="Intra-op threads per worker (default 1).")
     ] = None,
 ) -> None:
-    """Pretrain a small Moment-DETR on a synthetic world, adapt it with every method, print the table."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+    """Pretrain small backbones on synthetic source worlds, adapt every method on every target world with
+    its learning rate chosen on dev, and compare each with READ-PVLA on test (paired bootstrap)."""
     from readcli.pipelines.demo import DemoRequest, run
 
-    request = DemoRequest(out=out, quick=quick, seeds=seeds, methods=tuple(methods or ()))
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
-    with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
-        task = bar.add_task("starting", total=None)
-        result = run(request, progress=lambda event: _show(bar, task, event))
+    request = DemoRequest(
+        out=out, task=task, quick=quick, full=full, seeds=seeds if seeds is not None else (2 if quick else 5),
+        methods=tuple(methods or ()), jobs=jobs,
+        threads=threads,
+    )  # fmt: skip
+    if sys.stdout.isatty():
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
+        with Progress(*columns, TimeElapsedColumn(), TimeRemainingColumn(), console=console) as bar:
+            handle = bar.add_task("starting", total=None)
+            result = run(request, progress=lambda event: _show(bar, handle, event))
+    else:
+        result = run(request, progress=_PlainLines())
     _render(result)
 
 
-def _show(bar: Any, task: Any, event: Any) -> None:
-    if event.stage == "reused":
-        console.print(f"[green]{event.label}[/green]")
-    elif event.stage == "pretrain" and event.loop is not None and event.loop.kind == "eval":
-        bar.update(
-            task, description="pretraining (source)", completed=event.loop.epoch, total=event.loop.epochs
-        )
-    elif event.stage in ("adapt", "run_done") and event.loop is None:
-        bar.update(task, description=f"adapting: {event.label}", completed=event.run, total=event.runs)
+def _show(bar: Any, handle: Any, event: Any) -> None:
+    if event.kind == "stage":
+        bar.console.print(event.message)
+    else:
+        eta = "" if event.eta is None else f", about {event.eta / 60:.1f} min left"
+        bar.update(handle, description=f"{event.message[:48]}{eta}", completed=event.done, total=event.total)
+
+
+class _PlainLines:
+    """Not a terminal: one line per stage and one every 10 % of the runs (no bar to redraw)."""
+
+    def __init__(self) -> None:
+        self.next_tenth = 1
+        self.started = time.perf_counter()
+
+    def __call__(self, event: Any) -> None:
+        if event.kind == "stage":
+            print(f"[{time.perf_counter() - self.started:6.0f} s] {event.message}", flush=True)
+        elif event.total and event.done * 10 >= self.next_tenth * event.total:
+            self.next_tenth = event.done * 10 // event.total + 1
+            eta = "" if event.eta is None else f", about {event.eta / 60:.1f} min left"
+            elapsed = time.perf_counter() - self.started
+            print(f"[{elapsed:6.0f} s] runs {event.done}/{event.total}{eta}", flush=True)
 
 
 def _render(result: Any) -> None:
-    from rich.table import Table
+    from readcli.demo.report import text_table
+    from readcli.demo.results import mastery_line
 
-    from readcli.demo.report import SHORT, cell, params_text
-    from readcli.demo.runner import REPORTED
-
-    table = Table(title=f"readcli demo ({result.profile}): target domain, low-resource")
-    for name in ("method", "trainable params (%)", *(SHORT[m] for m in REPORTED)):
-        table.add_column(name, justify="left" if name == "method" else "right")
-    table.add_row("source backbone, no adaptation", "0", *(f"{result.source_only[m]:.2f}" for m in REPORTED))
-    for row in result.rows:
-        style = "bold red" if row.group == "ours" else None
-        table.add_row(row.label, params_text(row), *(cell(row, m) for m in REPORTED), style=style)
-    console.print(table)
-    reuse = "reused" if result.pretrain_reused else "trained and cached"
-    console.print(f"pretrained backbone {reuse}: {result.backbone_dir}")
-    console.print(f"wrote {', '.join(str(p) for p in result.paths)} in {result.seconds:.0f} s")
+    for name, reports in result.sources.items():
+        for report in reports:
+            console.print(mastery_line(name, report), highlight=False, soft_wrap=True)
+    for table in result.tables:
+        console.print("", highlight=False)
+        console.print(text_table(table), highlight=False, markup=False, soft_wrap=True)
+    console.print(
+        "(H): the verdict survives the Holm correction across the rows of its world", highlight=False
+    )
+    console.print(
+        f"{result.jobs} worker(s) x {result.threads} thread(s); wrote "
+        f"{', '.join(str(p) for p in result.paths)} in {result.seconds:.0f} s",
+        highlight=False,
+        soft_wrap=True,
+    )
