@@ -20,7 +20,7 @@ from readcli.training.loop import TrainSettings
 
 TEF = 2  # the temporal endpoint feature appended to every clip
 # How a fresh UMT's weights are drawn; part of its pretraining digest (the config does not show it).
-UMT_INIT = "xavier-normal"
+UMT_INIT = "xavier-normal+nncore-tables"  # position tables and cross-modal tokens randn/sqrt(d), as nncore
 ARCHITECTURES: tuple[str, ...] = ("moment_detr", "umt")
 # mastery the pretrained backbone must reach on the source's held-out queries (issue 14)
 MASTERY = {"R1@0.5": 70.0, "mAP": 50.0}
