@@ -62,3 +62,20 @@ def reject_unknown_keys(dataclass_type: type, data: Mapping[str, object], what: 
     if unknown:
         shown = ", ".join(unknown[:5]) + (f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else "")
         raise InvalidValueError(f"unknown {what} {shown}: valid keys are {choices_text(sorted(known))}")
+
+
+def torch_load_reason(err: BaseException) -> str:
+    """Why torch.load(weights_only=True) failed, in a few words for a one-line error.
+
+    torch's own text runs to paragraphs and advises `weights_only=False`, i.e. running the file's
+    code: readcli never says that. The unpickler's precise reason is kept when torch gives one.
+    """
+    import re
+
+    text = " ".join(str(err).split())
+    reason = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
+    if reason:
+        return reason.group(1).strip()
+    if "Weights only load failed" in text or "weights_only" in text:
+        return "not a tensor file that can be loaded without running code"
+    return text[:200] or type(err).__name__

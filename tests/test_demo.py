@@ -95,3 +95,11 @@ def test_per_query_scores_average_to_the_official_metrics() -> None:
     assert per_query["mAP"].mean() == pytest.approx(official["MR-full-mAP"], abs=0.01)
     assert per_query["R1@0.5"].mean() == pytest.approx(official["MR-full-R1@0.5"], abs=0.01)
     assert per_query["R1@0.7"].mean() == pytest.approx(official["MR-full-R1@0.7"], abs=0.01)
+
+
+def test_demo_help_lists_every_method_row() -> None:
+    """`demo --method` names its choices; the help's list is the methods table's keys."""
+    from readcli.cli.commands.demo import METHOD_NAMES
+    from readcli.demo.methods import DEMO_METHODS
+
+    assert METHOD_NAMES.split(", ") == list(DEMO_METHODS)

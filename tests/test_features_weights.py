@@ -145,3 +145,15 @@ def test_openai_uses_a_cached_hub_copy_offline(tmp_path: Path) -> None:
 def test_openai_for_a_model_without_openai_weights_lists_the_ones_with() -> None:
     with pytest.raises(InvalidValueError, match=r"not offered for --clip-model ViT-S-32-alt.*ViT-B-32"):
         weights.resolve_openai("ViT-S-32-alt")
+
+
+def test_a_damaged_weights_file_never_shows_torchs_advice(tmp_path: Path) -> None:
+    """torch's loader text advises weights_only=False (running the file's code): never shown."""
+    from readcli.errors import InputFileError
+    from readcli.features.weights import read_state_dict
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(InputFileError, match="not a readable weights file") as caught:
+        read_state_dict(bad)
+    assert "weights_only" not in str(caught.value) and "\n" not in str(caught.value)

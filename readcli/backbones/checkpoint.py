@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from readcli.errors import CheckpointError
+from readcli.errors import CheckpointError, torch_load_reason
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,9 @@ def safe_torch_load(path: Path) -> Any:
     except Exception as err:  # noqa: BLE001 - the weights-only unpickler's errors vary by corruption
         text = " ".join(str(err).split())
         _refuse_globals(path, re.findall(r"GLOBAL ([\w.]+)", text))
-        reason = re.search(r"WeightsUnpickler error: (.*?) Check the documentation", text)
-        detail = reason.group(1) if reason else _one_line(err)
-        raise CheckpointError(f"{path}: not a torch checkpoint readcli can load ({detail})") from None
+        raise CheckpointError(
+            f"{path}: not a torch checkpoint readcli can load ({torch_load_reason(err)})"
+        ) from None
 
 
 def _refuse_globals(path: Path, names: list[str]) -> None:

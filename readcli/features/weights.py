@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from readcli.errors import InputFileError, InvalidValueError, OfflineError
+from readcli.errors import InputFileError, InvalidValueError, OfflineError, torch_load_reason
 from readcli.fileio import atomic_write_json, cache_dir
 from readcli.records import read_json_file
 
@@ -180,8 +180,9 @@ def read_state_dict(path: Path) -> dict[str, Any]:
         else:
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip, safetensors and TorchScript errors have no common base
-        reason = " ".join(str(err).split())[:200] or type(err).__name__
-        raise InputFileError(f"--clip-weights {path}: not a readable weights file ({reason})") from None
+        raise InputFileError(
+            f"--clip-weights {path}: not a readable weights file ({torch_load_reason(err)})"
+        ) from None
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]  # open_clip training checkpoints
     if not isinstance(loaded, dict) or not loaded:

@@ -11,6 +11,14 @@ import typer
 
 from readcli.cli.common import console, error_boundary
 
+# The rows' keys, written here so `demo --help` imports no torch; a test holds it equal to
+# readcli.demo.methods.DEMO_METHODS.
+METHOD_NAMES = (
+    "full, partial, bias, proj, lora, prompt, adapter, read, read-pvla, read-pvla-fullmass, read-pvla-gru, "
+    "read-pvla-lstm, read-cosine, read-l2, read-pvla-w0.3-m0.3, read-pvla-w0.3-m0.8, read-pvla-w3-m0.3, "
+    "read-pvla-w3-m0.8, umt-read-pvla"
+)
+
 
 def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
@@ -33,7 +41,7 @@ def demo(
     ),
     methods: Annotated[
         list[str] | None,
-        typer.Option("--method", help="Only this row (repeatable); keep read-pvla for the comparison."),
+        typer.Option("--method", help=f"Only this row (repeatable; keep read-pvla): {METHOD_NAMES}."),
     ] = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", help="Worker processes (default: the usable cores).")
