@@ -103,3 +103,19 @@ def test_demo_help_lists_every_method_row() -> None:
     from readcli.demo.methods import DEMO_METHODS
 
     assert METHOD_NAMES.split(", ") == list(DEMO_METHODS)
+
+
+def test_the_plot_draws_the_unadapted_backbone_and_a_legend() -> None:
+    """The reference line sits at (unadapted score - READ-PVLA's mean); without it the plot still draws."""
+    from readcli.demo.report import Row, WorldTable, _unadapted_difference, plot_png
+    from readcli.demo.stats import Comparison
+
+    ours = Row("read-pvla", "READ-PVLA", "ours", 1e-2, 10, 100, {"mAP": 50.0}, {"mAP": 1.0}, None)
+    other = Row(
+        "read", "READ (= READ-PVLA w/o PVLA)", "ablation", 1e-2, 10, 100, {"mAP": 49.0}, {"mAP": 1.0},
+        Comparison(-1.0, -2.0, 0.5, "not separable", 0.4, "not separable", 0.4),
+    )  # fmt: skip
+    table = WorldTable("tlg", "control", ("mAP",), 2, 10, (other, ours))
+    assert _unadapted_difference(table, {"tlg": {"control": {"mAP": 30.0}}}) == -20.0
+    assert _unadapted_difference(table, None) is None
+    assert plot_png([table], {"tlg": {"control": {"mAP": 30.0}}})[:4] == b"\x89PNG"

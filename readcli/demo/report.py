@@ -129,11 +129,24 @@ def markdown_table(table: WorldTable) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_png(tables: Sequence[WorldTable]) -> bytes:
-    """One panel per (task, world): each method's difference to READ-PVLA with its 95 % interval."""
+def _unadapted_difference(table: WorldTable, source_only: Mapping[str, Any] | None) -> float | None:
+    """Where the unadapted source backbone sits on the panel's axis: its score minus READ-PVLA's."""
+    primary = table.metrics[0]
+    reference = [row for row in table.rows if row.comparison is None and primary in row.mean]
+    unadapted = ((source_only or {}).get(table.task) or {}).get(table.world) or {}
+    if not reference or not isinstance(unadapted.get(primary), int | float):
+        return None
+    return float(unadapted[primary]) - reference[0].mean[primary]
+
+
+def plot_png(tables: Sequence[WorldTable], source_only: Mapping[str, Any] | None = None) -> bytes:
+    """One panel per (task, world): each method's difference to READ-PVLA with its 95 % interval, the
+    unadapted source backbone as a dashed reference line, and a legend for the colours."""
     import io
+    import textwrap
 
     import matplotlib
+    from matplotlib.lines import Line2D
 
     matplotlib.use("Agg")  # no display: the demo runs on servers and in CI
     from matplotlib import pyplot as plt
@@ -158,13 +171,28 @@ def plot_png(tables: Sequence[WorldTable]) -> bytes:
                 err = [[cmp.mean_diff - cmp.low], [cmp.high - cmp.mean_diff]]
                 ax.errorbar([cmp.mean_diff], [y], xerr=err, fmt="o", color=colours[cmp.verdict], capsize=3)
             ax.axvline(0.0, color="black", linewidth=0.8)
-            ax.set_yticks(range(len(rows)), [row.label[:24] for row in rows], fontsize=7)
+            unadapted = _unadapted_difference(mine[c], source_only)
+            if unadapted is not None:
+                ax.axvline(unadapted, color="tab:blue", linestyle="--", linewidth=1.0)
+            # whole labels, wrapped: cut ones ("READ (= READ-PVLA w/o PV") read as other methods
+            labels = ["\n".join(textwrap.wrap(row.label, 22)) for row in rows]
+            ax.set_yticks(range(len(rows)), labels, fontsize=6.5)
             ax.set_title(f"{name} / {mine[c].world}", fontsize=9)
             ax.set_xlabel(f"{mine[c].metrics[0]} − READ-PVLA (95 % CI)", fontsize=8)
             ax.grid(True, axis="x", alpha=0.3)
-    figure.suptitle("right of 0: better than READ-PVLA; green/red: separable, grey: not", fontsize=9)
+    figure.suptitle(
+        "each method minus READ-PVLA (right of 0: better), 95 % paired bootstrap interval", fontsize=9
+    )
+    legend = [
+        Line2D([], [], color=colours["better"], marker="o", label="separably better"),
+        Line2D([], [], color=colours["worse"], marker="o", label="separably worse"),
+        Line2D([], [], color=colours["not separable"], marker="o", label="not separable"),
+        Line2D([], [], color="black", linewidth=0.8, label="READ-PVLA (0)"),
+        Line2D([], [], color="tab:blue", linestyle="--", label="source backbone, no adaptation"),
+    ]
+    figure.legend(handles=legend, loc="lower center", ncol=5, fontsize=7, frameon=False)
     buffer = io.BytesIO()
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.06, 1, 0.95))
     figure.savefig(buffer, format="png")
     plt.close(figure)
     return buffer.getvalue()

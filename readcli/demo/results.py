@@ -91,7 +91,7 @@ def write_outputs(
     paths = (out / "results.md", out / "results.json", out / "differences.png")
     atomic_write_text(paths[0], markdown(tables, outcome, source_only, extra))
     atomic_write_json(paths[1], payload(tables, outcome, source_only, extra))
-    atomic_write_bytes(paths[2], plot_png(tables))
+    atomic_write_bytes(paths[2], plot_png(tables, source_only))
     return paths
 
 
