@@ -240,11 +240,11 @@ class VisionGuidedSeq2Seq(nn.Module):
             encoder_outputs, _ = self.encode(input_ids, attention_mask, video, video_mask)
         finally:
             self.collect_block_states = collect
+        config = self.generation_config(settings)
+        # in the config, not as an argument: transformers warns on a raw line when both are given
+        config.use_cache = self.uses_kv_cache()
         generated: torch.Tensor = self.text_model.generate(  # type: ignore[operator]
-            encoder_outputs=encoder_outputs,
-            attention_mask=attention_mask,
-            generation_config=self.generation_config(settings),
-            use_cache=self.uses_kv_cache(),
+            encoder_outputs=encoder_outputs, attention_mask=attention_mask, generation_config=config
         )
         return generated
 
