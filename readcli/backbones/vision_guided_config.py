@@ -241,3 +241,15 @@ def base_text_config(family: str) -> Any:
     raise InvalidValueError(
         f"vision-guided family {family!r} is unknown: choose one of {choices_text(FAMILIES)}"
     )
+
+
+@dataclass(frozen=True)
+class VisionGuidedCard:
+    """A preset card: the text model's hub id, the env var that may point to a local copy, the fusion."""
+
+    name: str
+    hub_id: str
+    env_var: str
+    config: VisionGuidedConfig
+    raw: dict[str, Any]
+    generation: GenerationSettings = GenerationSettings()

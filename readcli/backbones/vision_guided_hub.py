@@ -12,15 +12,12 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from readcli.backbones.vision_guided import _text_classes
-from readcli.backbones.vision_guided_config import FAMILIES
+from readcli.backbones.vision_guided_config import FAMILIES, VisionGuidedCard
 from readcli.errors import CheckpointError, InputFileError, OfflineError, choices_text
 from readcli.records import read_json_file
-
-if TYPE_CHECKING:
-    from readcli.backbones.vision_guided_io import VisionGuidedCard
 
 CONFIG_FILE = "config.json"
 HUB_HOST = ("huggingface.co", 443)

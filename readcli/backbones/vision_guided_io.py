@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,12 @@ import torch
 from readcli import __version__
 from readcli.backbones.presets import read_card
 from readcli.backbones.vision_guided import ARCHITECTURES, VisionGuidedSeq2Seq, _text_classes
-from readcli.backbones.vision_guided_config import FAMILIES, GenerationSettings, VisionGuidedConfig
+from readcli.backbones.vision_guided_config import (
+    FAMILIES,
+    GenerationSettings,
+    VisionGuidedCard,
+    VisionGuidedConfig,
+)
 from readcli.backbones.vision_guided_hub import family_of as _family_of
 from readcli.backbones.vision_guided_hub import load_text_model
 from readcli.backbones.vision_guided_hub import read_json as _read_json
@@ -48,18 +53,6 @@ CONFIG_FILE = "config.json"
 FUSION_FILE = "fusion.safetensors"
 TEXT_DIR = "text_model"
 HUB_HOST = ("huggingface.co", 443)
-
-
-@dataclass(frozen=True)
-class VisionGuidedCard:
-    """A preset card: the text model's hub id, the env var that may point to a local copy, the fusion."""
-
-    name: str
-    hub_id: str
-    env_var: str
-    config: VisionGuidedConfig
-    raw: dict[str, Any]
-    generation: GenerationSettings = GenerationSettings()
 
 
 def load_vg_card(name: str) -> VisionGuidedCard:

@@ -98,7 +98,7 @@ def _cached_openai_file(cfg: dict[str, Any]) -> Path | None:
         candidate = Path.home() / ".cache" / "clip" / os.path.basename(url)
         if candidate.is_file():
             return candidate
-        from readcli.weights.status import local_copy
+        from readcli.weights.catalog import local_copy  # lazy: the catalog reads every preset card
 
         return local_copy(url)  # where `readcli download clip-vit-b-32` puts it
     return None

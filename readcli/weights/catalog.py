@@ -162,3 +162,13 @@ def _size(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"size_bytes {value!r} (expected a positive integer or null)")
     return value
+
+
+def local_copy(url: str) -> Path | None:
+    """The file a card publishes at `url`, where `readcli download` put it, or None."""
+    for name in card_names():
+        for entry in own_files(name):
+            path = entry.location() if entry.kind == URL and entry.source == url else None
+            if path is not None and path.is_file():
+                return path
+    return None

@@ -51,15 +51,3 @@ def file_status(entry: WeightFile, *, check_digest: bool = True) -> FileStatus:
     if not verdict.ok:
         return FileStatus(entry, DAMAGED, path, size, "", verdict.problem)
     return FileStatus(entry, PRESENT, path, size, verdict.checked)
-
-
-def local_copy(url: str) -> Path | None:
-    """The file a card publishes at `url`, where `readcli download` put it, or None."""
-    from readcli.weights.catalog import URL, card_names, own_files
-
-    for name in card_names():
-        for entry in own_files(name):
-            path = entry.location() if entry.kind == URL and entry.source == url else None
-            if path is not None and path.is_file():
-                return path
-    return None
