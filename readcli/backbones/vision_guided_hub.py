@@ -92,8 +92,8 @@ def load_text_model(source: str, family: str, *, preset: VisionGuidedCard | None
 
 
 @contextmanager
-def _quiet_loading() -> Iterator[None]:
-    """Without transformers' weight-loading progress bar (the CLI renders its own output)."""
+def no_progress_bar() -> Iterator[None]:
+    """Without transformers' progress bars (loading, writing shards): readcli renders its own output."""
     from transformers.utils import logging as hf_logging
 
     enabled = hf_logging.is_progress_bar_enabled()
@@ -109,7 +109,7 @@ def _from_pretrained(
     model_class: Any, tokenizer_class: Any, source: str, *, local_only: bool
 ) -> tuple[Any, Any]:
     try:
-        with _quiet_loading():
+        with no_progress_bar():
             model = model_class.from_pretrained(source, local_files_only=local_only)
     except (OSError, ValueError) as err:
         raise CheckpointError(f"cannot load {source} ({' '.join(str(err).split())[:200]})") from None

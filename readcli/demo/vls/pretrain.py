@@ -13,8 +13,6 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ import torch
 
 from readcli.backbones.vision_guided import VisionGuidedSeq2Seq
 from readcli.backbones.vision_guided_config import tiny_text_config
+from readcli.backbones.vision_guided_hub import no_progress_bar
 from readcli.backbones.vision_guided_io import build_vision_guided, save_vision_guided
 from readcli.data.how2 import How2Dataset, load_how2_split
 from readcli.demo.vls.config import VLSConfig, fusion_config
@@ -41,20 +40,6 @@ class PretrainedVLS:
     reused: bool
     seconds: float
     metrics: dict[str, float]  # ROUGE-1/2/L on the source domain's held-out examples
-
-
-@contextmanager
-def _no_progress_bar() -> Iterator[None]:
-    """transformers' "Writing model shards" bar would break the demo's own progress display."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
 
 
 def video_object_accuracy(rows: list[dict[str, Any]], transcripts: list[str]) -> float:
@@ -106,7 +91,7 @@ def ensure_pretrained(
     transcripts = [example.transcript for example in task.val.examples]
     metrics["video_objects"] = video_object_accuracy(rows, transcripts)
     model.config = replace(model.config, fusion_trained=config.frozen_fusion)
-    with _no_progress_bar():
+    with no_progress_bar():
         save_vision_guided(model.eval(), directory)
     seconds = time.perf_counter() - started
     atomic_write_json(record, {"profile": config.name, "seconds": seconds, "source_metrics": metrics})
