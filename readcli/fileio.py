@@ -210,12 +210,7 @@ def check_output_file(path: str | os.PathLike[str], option: str) -> Path:
     target = Path(path)
     if target.is_dir():
         raise InvalidValueError(f"{option} {target} is a directory: give a file path")
-    existing = target.parent  # missing folders are created when the file is written
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InvalidValueError(f"{option} {target}: {existing} is not a folder; choose a path in a folder")
-    _probe_writable(existing, target, option)
+    _check_writable_below(target.parent, target, option)  # missing folders are made with the file
     return target
 
 
@@ -225,10 +220,15 @@ def check_output_dir(path: str | os.PathLike[str], option: str) -> Path:
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise InvalidValueError(f"{option} {target} is a file: give a folder (it is created if missing)")
-    existing = target
+    _check_writable_below(target, target, option)
+    return target
+
+
+def _check_writable_below(folder: Path, target: Path, option: str) -> None:
+    """`folder`, or its nearest existing ancestor when it is missing, must be a writable folder."""
+    existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
         raise InvalidValueError(f"{option} {target}: {existing} is not a folder; choose a path in a folder")
     _probe_writable(existing, target, option)
-    return target
