@@ -6,6 +6,7 @@ reading a traceback.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import fields
 
@@ -70,8 +71,6 @@ def torch_load_reason(err: BaseException) -> str:
     torch's own text runs to paragraphs and advises `weights_only=False`, i.e. running the file's
     code: readcli never says that. The unpickler's precise reason is kept when torch gives one.
     """
-    import re
-
     text = " ".join(str(err).split())
     reason = re.search(r"WeightsUnpickler error: (.*?)(?: Check the documentation|$)", text)
     if reason:
