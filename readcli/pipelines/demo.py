@@ -34,7 +34,7 @@ class DemoRequest:
     seeds: int = 5
     methods: tuple[str, ...] = ()  # empty: every default row (every row with full)
     cache: Path | None = None  # None: $READCLI_CACHE/demo or ~/.cache/readcli/demo
-    jobs: int | None = None  # worker processes; None: the usable cores
+    jobs: int | None = None  # worker processes; None: threads.default_workers (cores + 1)
     threads: int | None = None  # intra-op threads per worker; None: 1
     first_seed: int = 0
     resamples: int = 10_000
@@ -119,11 +119,11 @@ def run(request: DemoRequest, progress: Callable[[Any], None] | None = None) -> 
     from readcli.demo.execute import run_protocol
     from readcli.demo.report import world_table
     from readcli.demo.results import write_outputs
-    from readcli.threads import check_threads, usable_cores
+    from readcli.threads import check_threads, default_workers
 
     started = time.perf_counter()
     threads = check_threads(request.threads) if request.threads is not None else 1
-    jobs = request.jobs if request.jobs is not None else max(1, usable_cores() // threads)
+    jobs = request.jobs if request.jobs is not None else default_workers(threads)
     cache = request.cache if request.cache is not None else demo_cache()
     seeds = list(range(request.first_seed, request.first_seed + request.seeds))
     request.out.mkdir(parents=True, exist_ok=True)

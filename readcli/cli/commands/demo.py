@@ -44,7 +44,7 @@ def demo(
         typer.Option("--method", help=f"Only this row (repeatable; keep read-pvla): {METHOD_NAMES}."),
     ] = None,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", help="Worker processes (default: the usable cores).")
+        int | None, typer.Option("--jobs", help="Worker processes (default: the usable cores + 1).")
     ] = None,
     threads: Annotated[
         int | None, typer.Option("--threads", help="Intra-op threads per worker (default 1).")
