@@ -43,5 +43,6 @@ def test_no_document_points_at_the_development_machine(document: Path) -> None:
 
 def test_the_check_catches_both_paths() -> None:
     text = "see ../shared/data/x.pt\nfine line\nor /work/shared/docs/paper.md\n"
-    assert forbidden_lines(text) == ["line 1: see ../shared/data/x.pt", "line 3: or /work/shared/docs/paper.md"]
+    expected = ["line 1: see ../shared/data/x.pt", "line 3: or /work/shared/docs/paper.md"]
+    assert forbidden_lines(text) == expected
     assert forbidden_lines("--out /shared/runs/read (a cluster's own folder)") == []
