@@ -38,6 +38,7 @@ from readcli.training.distributed import (
 )
 from readcli.training.guards import first_step_guard, require_finite_weights
 from readcli.training.resume_point import ResumePoint
+from readcli.training.run_folder import read_checkpoint
 from readcli.training.step import StepOutput, Stepper, autocast
 
 log = logging.getLogger(__name__)
@@ -239,8 +240,6 @@ def train(
 
 
 def _read_point(run_dir: Path, epochs: int) -> ResumePoint:
-    from readcli.training.run_folder import read_checkpoint
-
     return read_checkpoint(run_dir, epochs)
 
 

@@ -48,6 +48,7 @@ DEFAULT_METHODS: tuple[str, ...] = (
 
 def per_example_rouge(predictions: list[str], references: list[str]) -> dict[str, np.ndarray]:
     """ROUGE F1 ×100 of each prediction against its reference: {"ROUGE-1": (Q,), ...}."""
+    # lazy: rouge-score pulls in nltk, needed only when a summary is scored
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
