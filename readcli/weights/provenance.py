@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from readcli.backbones.presets import FRESH_PRESETS, card_name, load_card
 from readcli.backbones.presets import resolve_weights as preset_weights
@@ -32,8 +32,11 @@ from readcli.features.weights import file_sha256
 from readcli.fileio import atomic_write_json, cache_dir
 from readcli.records import parse_json
 from readcli.weights import digest as weight_digest
-from readcli.weights.catalog import URL, card_names, own_files, read_card
+from readcli.weights.catalog import URL, WeightFile, card_names, own_files, read_card
 from readcli.weights.hub import cached_file
+
+if TYPE_CHECKING:  # clip_encoder imports torch; provenance of features alone must not
+    from readcli.features.clip_encoder import EncoderSpec
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +113,7 @@ def _short(digest: str) -> str:
 # --- backbones -----------------------------------------------------------------------------------
 
 
-def _backbone_entries() -> list[Any]:
+def _backbone_entries() -> list[WeightFile]:
     """Every URL-file entry of a backbone card (not CLIP), with the digests it records."""
     entries = []
     for name in card_names():
@@ -118,7 +121,7 @@ def _backbone_entries() -> list[Any]:
     return entries
 
 
-def _match_file(path: Path, entries: Iterable[Any]) -> tuple[Any | None, bool]:
+def _match_file(path: Path, entries: Iterable[WeightFile]) -> tuple[WeightFile | None, bool]:
     """(the entry whose digest `path` has, whether any entry records a digest at all)."""
     entries = [e for e in entries if e.sha256 or e.git_blob_sha1]
     if not entries:
@@ -241,7 +244,7 @@ class ClipUse:
     sha256: str
 
     @classmethod
-    def of(cls, spec: Any, given: str) -> ClipUse:
+    def of(cls, spec: EncoderSpec, given: str) -> ClipUse:
         """From a loaded encoder's EncoderSpec and the --clip-weights value of the run."""
         label = "openai" if spec.weights == "openai" else given if given != "openai" else "a local file"
         return cls(spec.model, spec.weights, label, spec.weights_sha256)
