@@ -219,7 +219,7 @@ SAMPLE = """
 from __future__ import annotations
 from typing import TYPE_CHECKING
 from . import _grounding_run
-from readcli.data import jsonl, not_a_module
+from readcli.data import annotation_jsonl, not_a_module
 if TYPE_CHECKING:
     from readcli.adapters import inject
 else:
@@ -242,7 +242,7 @@ def test_the_reader_resolves_relative_imports_type_checking_and_lazy_markers() -
     found = _read("readcli.pipelines.finetune", SAMPLE)
     by_line = {s.line: s for s in found}
     assert by_line[4].targets == ("readcli.pipelines._grounding_run",)
-    assert by_line[5].targets == ("readcli.data.jsonl", "readcli.data")  # a module, then a name
+    assert by_line[5].targets == ("readcli.data.annotation_jsonl", "readcli.data")  # a module, then a name
     assert by_line[7].type_checking and not by_line[9].type_checking
     assert by_line[9].targets == ("readcli.errors",)
     assert [(s.line, s.in_function, s.marked_lazy) for s in found if s.line > 12] == [

@@ -12,15 +12,15 @@ Legend: V videos, N clips (padded), A annotators (TVSum: 20), K top clips kept (
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from readcli.errors import InputFileError, InvalidValueError, choices_text
-from readcli.evaluation.jsonl import Rows, as_rows, checked, name_some, number_array, unique_keys
 from readcli.evaluation.ranking import percent, ranked_labels, ties_decide, trapezoid_ap
+from readcli.evaluation.rows import Rows, RowsLike, as_rows, checked, name_some, number_array, unique_keys
 from readcli.records import validate
 from readcli.records.schemas_annotations import TVSumRow, YouTubeRow
 from readcli.records.schemas_evaluation import HighlightPrediction
@@ -31,7 +31,6 @@ SALIENCY_FIELD = "pred_saliency_scores"
 ID_FIELDS = ("qid", "vid")
 TVSUM_TOP_K = 5
 
-RowsLike = Rows | Iterable[Mapping[str, Any]]
 # (ground truth rows, row index) -> (N, A) labels: binary positives, one column per annotator
 LabelReader = Callable[[Rows, int], np.ndarray]
 # (scores (V, N), labels (V, N, A), valid (V, N)) -> per-video AP (V,) and whether ties decide it (V,)

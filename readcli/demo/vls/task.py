@@ -31,7 +31,8 @@ from readcli.demo.vls.pretrain import ensure_pretrained
 from readcli.demo.vls.world import WORLDS
 from readcli.errors import InvalidValueError, choices_text
 from readcli.evaluation.rouge import ROUGE_TYPES
-from readcli.training.loop import EvalOutput, ProgressEvent, TrainSettings, seed_everything, train
+from readcli.seeding import seed_everything
+from readcli.training.loop import EvalOutput, ProgressEvent, TrainSettings, train
 from readcli.training.summarization_task import SummarizationTask
 
 METRICS: tuple[str, ...] = ("ROUGE-L", "ROUGE-1", "ROUGE-2")  # the primary (finetune's rougeL) first
