@@ -1,6 +1,6 @@
 """readcli's import graph, read from the source (the AST of every module; nothing is imported).
 
-Three rules of issue 16 (docs/architecture.md): no import cycle between readcli's modules, counting the
+Three rules of issue 16 (README.md, Layout): no import cycle between readcli's modules, counting the
 imports inside functions (a cycle hidden behind a function-level import is still a cycle); no
 function-level import unless it is a deliberate lazy load, marked by a `# lazy: <reason>` comment on the
 line above it (or above the first of a run of consecutive import lines); and backbones import nothing
@@ -8,7 +8,8 @@ from adapters (the backbone contract lives on the backbone side).
 
 Imports under `if TYPE_CHECKING:` are not run, so they make no edge of the cycle graph; they still count
 for the backbones/adapters rule, since a type is a dependency too. `importlib.import_module` calls (the
-packages' lazy exports, readcli/lazy.py) are not statements and are not seen here.
+packages' lazy exports, readcli/lazy.py) are not statements and are not seen here. Nor are the parent
+packages Python runs before a submodule: readcli's package __init__ files export their names lazily.
 """
 
 from __future__ import annotations
