@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import fields
+from pathlib import Path
 
 
 class ReadcliError(Exception):
@@ -45,6 +46,25 @@ class OfflineError(ReadcliError):
 
 class TrainingError(ReadcliError):
     """Training cannot go on (a non-finite loss, an empty training set)."""
+
+
+class FeatureMissingError(InputFileError):
+    """A feature file that an annotation row needs is absent; names the id and the directory."""
+
+    def __init__(self, *, kind: str, item_id: object, path: Path, total_missing: int = 1) -> None:
+        self.kind = kind
+        self.item_id = item_id
+        self.path = Path(path)
+        self.total_missing = total_missing
+        more = f" ({total_missing} rows in all lack a file)" if total_missing > 1 else ""
+        super().__init__(
+            f"no {kind} feature file for {item_id!s}: expected {self.path.name} in {self.path.parent}"
+            f"{more}; extract the features, or pass --skip-missing to drop such rows"
+        )
+
+
+class EmptyDatasetError(InputFileError):
+    """A split that ends up with no usable rows (after filtering, skipping or sub-sampling)."""
 
 
 def choices_text(choices: object) -> str:

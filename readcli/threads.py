@@ -74,7 +74,8 @@ def resolve_threads(requested: int | None = None) -> int:
 
 def apply_threads(requested: int | None = None) -> int:
     """Resolve the thread count and give it to torch; returns the count used."""
-    import torch  # lazy: the CLI's --help must not import torch
+    # lazy: torch loads only when CPU work starts, so the CLI may import this module at start-up
+    import torch
 
     count = resolve_threads(requested)
     torch.set_num_threads(count)

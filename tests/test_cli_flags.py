@@ -18,7 +18,7 @@ from readcli.backbones.moment_detr_config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone, load_backbone, load_card, save_backbone
 from readcli.cli import app
 from readcli.errors import BundleError
-from readcli.inference.spec import spec_from_card
+from readcli.inference.backbone_features import spec_from_card
 
 runner = CliRunner()
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from readcli.data.collate import collate_moments, pad_rows
-from readcli.data.moments import MomentItem
+from readcli.data.moment_dataset import MomentItem
 from readcli.errors import InvalidValueError
 
 
@@ -68,7 +68,7 @@ def test_only_the_collate_module_imports_torch() -> None:
     import sys
 
     code = (
-        "import sys, readcli.data.grounding, readcli.data.how2, readcli.data.highlights; "
+        "import sys, readcli.data.grounding, readcli.data.how2, readcli.data.youtube_tvsum; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from readcli.data.feature_spec import StreamSpec, VideoFeatureSpec
 from readcli.data.features import (
     assemble_clips,
     assemble_video,
@@ -16,7 +17,6 @@ from readcli.data.features import (
     prepare_text,
     temporal_endpoint_feature,
 )
-from readcli.data.spec import StreamSpec, VideoFeatureSpec
 from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.store import save_feature_array
 

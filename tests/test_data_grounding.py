@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from readcli.data.errors import EmptyDatasetError, FeatureMissingError
+from readcli.data.feature_spec import StreamSpec, VideoFeatureSpec
 from readcli.data.grounding import load_grounding_split
 from readcli.data.layout import open_layout
-from readcli.data.spec import StreamSpec, VideoFeatureSpec
-from readcli.errors import InputFileError, InvalidValueError
+from readcli.errors import EmptyDatasetError, FeatureMissingError, InputFileError, InvalidValueError
 from readcli.features.store import save_feature_array
 
 

@@ -12,9 +12,9 @@ import pytest
 from readcli.data.annotations import MomentAnnotation
 from readcli.data.collate import collate_moments
 from readcli.data.grounding import load_grounding_split
-from readcli.data.highlights import domains, resolve_domain, select_domain, split_by_domain
 from readcli.data.readers import load_annotations
 from readcli.data.targets import saliency_pairs, saliency_vector
+from readcli.data.youtube_tvsum import domains, resolve_domain, select_domain, split_by_domain
 from readcli.errors import InvalidValueError
 from readcli.features.store import save_feature_array
 

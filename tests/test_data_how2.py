@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from readcli.data.collate import collate_summaries
-from readcli.data.errors import EmptyDatasetError, FeatureMissingError
 from readcli.data.how2 import How2Dataset, How2Limits, load_how2_split
-from readcli.errors import InputFileError
+from readcli.errors import EmptyDatasetError, FeatureMissingError, InputFileError
 
 
 def make_how2(root: Path, split: str = "sum_train") -> None:

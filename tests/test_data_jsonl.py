@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from readcli.data.jsonl import check_unique, read_jsonl
+from readcli.data.annotation_jsonl import check_unique, read_jsonl
 from readcli.data.readers import load_annotations
 from readcli.errors import InputFileError
 

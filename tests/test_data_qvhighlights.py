@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from readcli.data.annotations import MomentAnnotation
 from readcli.data.collate import TorchDataset, collate_moments
 from readcli.data.grounding import load_grounding_split
-from readcli.data.moments import MomentItem
+from readcli.data.moment_dataset import MomentItem
 from readcli.data.readers import load_annotations
 from readcli.data.targets import saliency_pairs, saliency_vector, span_labels
 from readcli.features.store import save_feature_array

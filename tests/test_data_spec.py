@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from readcli.data.spec import StreamSpec, VideoFeatureSpec
+from readcli.data.feature_spec import StreamSpec, VideoFeatureSpec
 from readcli.errors import InputFileError, InvalidValueError
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from readcli.errors import InputFileError
-from readcli.evaluation.jsonl import as_rows, check_same_ids, number_array, read_jsonl
+from readcli.evaluation.rows import as_rows, check_same_ids, number_array, read_jsonl
 
 
 def test_reads_rows_with_their_line_numbers(tmp_path: Path) -> None:

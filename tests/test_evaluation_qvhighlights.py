@@ -13,7 +13,7 @@ import pytest
 
 from readcli.errors import InputFileError
 from readcli.evaluation import evaluate_qvhighlights, qvhighlights_report, read_jsonl
-from readcli.evaluation.moments import IOU_THRESHOLDS, detection_ap, pad_windows
+from readcli.evaluation.moment_metrics import IOU_THRESHOLDS, detection_ap, pad_windows
 
 # The table in ../shared/data/qvhighlights/README.md (official evaluator, sample_val_preds.jsonl).
 README_TABLE = {

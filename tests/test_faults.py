@@ -32,7 +32,7 @@ from readcli.adapters.settings import MethodSettings
 from readcli.cli import app
 from readcli.features.metadata import array_sha256
 from readcli.features.store import load_feature_array
-from readcli.training.checkpoint import latest_checkpoint
+from readcli.training.train_checkpoint import latest_checkpoint
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="the child names files via /proc")
 runner = CliRunner()

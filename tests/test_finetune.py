@@ -244,7 +244,7 @@ def test_a_fresh_run_refuses_an_out_holding_a_trained_bundle(
 def test_a_full_disk_at_the_first_checkpoint_leaves_the_users_empty_folder_as_it_was(
     grounding_dir: Path, tiny_backbone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import readcli.training.checkpoint as checkpoint
+    import readcli.training.train_checkpoint as checkpoint
     from readcli.errors import OutputFileError
 
     def full(path: Any, data: bytes) -> None:

@@ -28,12 +28,12 @@ from readcli.backbones.moment_detr_config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone, load_backbone, load_card, save_backbone
 from readcli.cli import app
 from readcli.cli.commands.ground import sparkline
-from readcli.data.spec import StreamSpec, VideoFeatureSpec
+from readcli.data.feature_spec import StreamSpec, VideoFeatureSpec
 from readcli.errors import BundleError, InvalidValueError
 from readcli.features import cache as cache_module
 from readcli.features.cache import FeatureCache, cache_key
 from readcli.features.clip_encoder import ClipEncoder
-from readcli.inference.spec import require_clip_stream, spec_from_card
+from readcli.inference.backbone_features import require_clip_stream, spec_from_card
 from readcli.pipelines.ground import GroundRequest, GroundResult, run
 
 ffmpeg_exe = pytest.importorskip("imageio_ffmpeg").get_ffmpeg_exe

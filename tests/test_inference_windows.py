@@ -11,8 +11,8 @@ from torch import nn
 
 from readcli.backbones.moment_detr_config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone
+from readcli.data.feature_spec import StreamSpec, VideoFeatureSpec
 from readcli.data.features import l2_normalize, temporal_endpoint_feature
-from readcli.data.spec import StreamSpec, VideoFeatureSpec
 from readcli.errors import InvalidValueError
 from readcli.inference.windows import (
     WindowSettings,

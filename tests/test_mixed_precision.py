@@ -16,7 +16,7 @@ from readcli.alignment import loss as loss_module
 from readcli.backbones.moment_detr_config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone
 from readcli.data.collate import collate_moments
-from readcli.data.moments import MomentItem
+from readcli.data.moment_dataset import MomentItem
 from readcli.training.grounding_loss import GroundingCriterion, GroundingLossWeights, GroundingTargets
 from readcli.training.loop import EvalOutput, StepOutput, TrainSettings, batches_of, train
 from readcli.training.step import amp_dtype

@@ -334,7 +334,7 @@ def test_resume_from_another_directory_uses_the_recorded_absolute_paths(
 
 
 def test_pruning_removes_only_earlier_checkpoints(tmp_path: Path) -> None:
-    from readcli.training.checkpoint import LoopState, save_checkpoint
+    from readcli.training.train_checkpoint import LoopState, save_checkpoint
 
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.AdamW(model.parameters())

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from readcli.errors import CheckpointError, InvalidValueError, TrainingError
-from readcli.training.checkpoint import latest_checkpoint
 from readcli.training.loop import EvalOutput, StepOutput, TrainSettings, batches_of, train
+from readcli.training.train_checkpoint import latest_checkpoint
 
 
 class ToyTask:

@@ -1,7 +1,7 @@
 """One annotated query on one video, in a form shared by QVHighlights, YouTube Highlights and TVSum.
 
 QVHighlights rows (`qid, query, duration, vid, relevant_windows, relevant_clip_ids, saliency_scores`)
-are parsed here; the highlight-detection layouts in readcli/data/highlights.py. Every row keeps its
+are parsed here; the highlight-detection layouts in readcli/data/youtube_tvsum.py. Every row keeps its
 `file:line` so that later errors still point at the line to fix.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from readcli.data.jsonl import JsonRow
+from readcli.data.annotation_jsonl import JsonRow
 from readcli.records import validate
 from readcli.records.schemas_annotations import QVHighlightsRow
 

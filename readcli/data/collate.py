@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from readcli.data.how2 import How2Item, How2Limits
-from readcli.data.moments import MomentItem
+from readcli.data.moment_dataset import MomentItem
 from readcli.errors import InvalidValueError
 
 T_co = TypeVar("T_co", covariant=True)

@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from readcli.data.annotations import MomentAnnotation
-from readcli.data.errors import FeatureMissingError
-from readcli.data.spec import StreamSpec, VideoFeatureSpec
-from readcli.errors import InputFileError, InvalidValueError
+from readcli.data.feature_spec import StreamSpec, VideoFeatureSpec
+from readcli.errors import FeatureMissingError, InputFileError, InvalidValueError
 from readcli.features.store import TEXT_KEY, VIDEO_KEY, load_feature_array
 
 L2_EPS = 1e-5  # the official `l2_normalize_np_array` adds this to the norm

@@ -16,15 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from readcli.data.annotations import MomentAnnotation
-from readcli.data.errors import EmptyDatasetError, FeatureMissingError
+from readcli.data.feature_spec import AUDIO_STREAM, StreamSpec, VideoFeatureSpec
 from readcli.data.features import FeatureReader, FeatureScan, scan_features
-from readcli.data.highlights import select_domain
 from readcli.data.layout import DatasetLayout, open_layout
-from readcli.data.moments import MomentDataset
+from readcli.data.moment_dataset import MomentDataset
 from readcli.data.readers import load_annotations
-from readcli.data.spec import AUDIO_STREAM, StreamSpec, VideoFeatureSpec
 from readcli.data.subset import select_subset
-from readcli.errors import InputFileError, InvalidValueError, choices_text
+from readcli.data.youtube_tvsum import select_domain
+from readcli.errors import (
+    EmptyDatasetError,
+    FeatureMissingError,
+    InputFileError,
+    InvalidValueError,
+    choices_text,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from readcli.data.errors import EmptyDatasetError, FeatureMissingError
 from readcli.data.features import peek_shape
 from readcli.data.subset import select_subset
-from readcli.errors import InputFileError, InvalidValueError
+from readcli.errors import EmptyDatasetError, FeatureMissingError, InputFileError, InvalidValueError
 from readcli.features.store import VIDEO_KEY, load_feature_array
 
 logger = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from readcli.data.annotation_jsonl import JsonRow, check_unique, read_jsonl
 from readcli.data.annotations import FORMATS, AnnotationFormat, MomentAnnotation, parse_qvhighlights_row
-from readcli.data.highlights import parse_tvsum_row, parse_youtube_row
-from readcli.data.jsonl import JsonRow, check_unique, read_jsonl
+from readcli.data.youtube_tvsum import parse_tvsum_row, parse_youtube_row
 from readcli.errors import InvalidValueError, choices_text
 
 PARSERS: dict[str, Callable[[JsonRow], MomentAnnotation]] = {

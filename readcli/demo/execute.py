@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+
 from readcli.demo.contract import DemoTask, RunScores, SourceReport
 from readcli.demo.protocol import Job, choose_lr, selection_jobs, test_jobs
 
@@ -46,8 +48,6 @@ class ProtocolOutcome:
 
 
 def _init_worker(threads: int) -> None:
-    import torch
-
     torch.set_num_threads(threads)
 
 

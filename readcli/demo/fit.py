@@ -18,15 +18,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from readcli.evaluation.moments import (
+from readcli.evaluation.moment_metrics import (
     IOU_THRESHOLDS,
     MAX_PRED_WINDOWS,
     detection_ap,
     pad_windows,
     recall_at_one,
 )
+from readcli.seeding import seed_everything
 from readcli.training.distributed import Dist
-from readcli.training.loop import TrainSettings, TrainTask, epoch_seed, seed_everything
+from readcli.training.loop import TrainSettings, TrainTask, epoch_seed
 from readcli.training.step import Stepper
 
 METRICS: tuple[str, ...] = ("mAP", "R1@0.5", "R1@0.7")  # the primary (selection) metric first

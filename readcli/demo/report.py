@@ -4,7 +4,9 @@ chosen learning rate) and its paired bootstrap difference to READ-PVLA with a ve
 
 from __future__ import annotations
 
+import io
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -142,13 +144,12 @@ def _unadapted_difference(table: WorldTable, source_only: Mapping[str, Any] | No
 def plot_png(tables: Sequence[WorldTable], source_only: Mapping[str, Any] | None = None) -> bytes:
     """One panel per (task, world): each method's difference to READ-PVLA with its 95 % interval, the
     unadapted source backbone as a dashed reference line, and a legend for the colours."""
-    import io
-    import textwrap
-
+    # lazy: matplotlib loads only when the demo draws its figure
     import matplotlib
     from matplotlib.lines import Line2D
 
     matplotlib.use("Agg")  # no display: the demo runs on servers and in CI
+    # lazy: pyplot after matplotlib.use: the Agg backend must be chosen first
     from matplotlib import pyplot as plt
 
     tasks = list(dict.fromkeys(t.task for t in tables))

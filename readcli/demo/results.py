@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from readcli.demo.contract import SourceReport
 from readcli.demo.execute import ProtocolOutcome
 from readcli.demo.protocol import dev_table
 from readcli.demo.report import WorldTable, markdown_table, plot_png, text_table
@@ -17,7 +18,7 @@ from readcli.demo.tlg_profile import MASTERY
 from readcli.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 
-def mastery_line(task: str, report: Any) -> str:
+def mastery_line(task: str, report: SourceReport) -> str:
     metrics = ", ".join(f"{k} {v:.1f}" for k, v in report.metrics.items())
     line = f"{task} source backbone {report.architecture}: held-out source {metrics}"
     if task == "tlg":

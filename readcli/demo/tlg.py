@@ -25,7 +25,7 @@ from readcli.demo.tlg_source import Pretrained, ensure_pretrained, load_pretrain
 from readcli.demo.world import WORLDS
 from readcli.demo.world_files import ensure_worlds
 from readcli.errors import InvalidValueError, choices_text
-from readcli.training.loop import seed_everything
+from readcli.seeding import seed_everything
 
 
 class GroundingDemo:

@@ -21,17 +21,18 @@ from readcli.backbones.registry import build_backbone, load_backbone, save_backb
 from readcli.data import load_grounding_split
 from readcli.data.collate import MomentBatch
 from readcli.data.layout import open_layout
-from readcli.data.moments import MomentDataset
+from readcli.data.moment_dataset import MomentDataset
 from readcli.demo.contract import SourceReport
 from readcli.demo.fit import fit, query_scores
 from readcli.demo.methods import DemoMethod
 from readcli.demo.tlg_profile import TlgProfile
 from readcli.evaluation import read_jsonl
 from readcli.fileio import atomic_write_json
+from readcli.seeding import seed_everything
 from readcli.training.grounding_loss import GroundingLossWeights, GroundingTargets, matched_count
 from readcli.training.grounding_predict import PredictionSettings
 from readcli.training.grounding_task import GroundingTask
-from readcli.training.loop import StepOutput, seed_everything
+from readcli.training.loop import StepOutput
 from readcli.training.step import count_normaliser
 
 LAYOUT_SPLIT = {"dev": "val"}  # the dataset layout knows dev.jsonl as the "val" split (an alias)

@@ -6,9 +6,9 @@ Every metric takes plain rows (lists of dicts, as a training loop holds them) or
 
 from __future__ import annotations
 
-from readcli.evaluation.jsonl import Rows, read_jsonl
 from readcli.evaluation.qvhighlights import evaluate_qvhighlights, qvhighlights_report
 from readcli.evaluation.rouge import rouge_scores
+from readcli.evaluation.rows import Rows, read_jsonl
 from readcli.evaluation.saliency import tvsum_top5_map, youtube_highlight_map
 from readcli.evaluation.summaries import SUMMARY_FORMATS, pair_summaries, read_summary_file
 

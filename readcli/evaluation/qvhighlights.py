@@ -8,16 +8,15 @@ nested per-bucket and per-threshold dicts. Rows come from jsonl files (`read_jso
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
 from readcli.errors import InputFileError
-from readcli.evaluation.highlights import NUM_ANNOTATORS, clip_score_matrix, highlight_metrics
-from readcli.evaluation.jsonl import Rows, as_rows, check_same_ids, checked, unique_keys
-from readcli.evaluation.moments import moment_retrieval_metrics
+from readcli.evaluation.highlight_metrics import NUM_ANNOTATORS, clip_score_matrix, highlight_metrics
+from readcli.evaluation.moment_metrics import moment_retrieval_metrics
+from readcli.evaluation.rows import RowsLike, as_rows, check_same_ids, checked, unique_keys
 from readcli.records.schemas_annotations import QVHighlightsTruth
 from readcli.records.schemas_evaluation import MomentPrediction
 
@@ -36,7 +35,6 @@ _BRIEF_MR = {  # brief key -> (bucket, metric, threshold key)
     "MR-full-R1@0.7": ("full", "MR-R1", "0.7"),
 }
 
-RowsLike = Rows | Iterable[Mapping[str, Any]]
 T = TypeVar("T")
 
 

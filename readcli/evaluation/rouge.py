@@ -25,7 +25,7 @@ def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[
         )
     if not predictions:
         raise InvalidValueError("no summaries to score: give at least one prediction and reference")
-    # Imported here: rouge-score pulls in nltk, which a training loop scoring grounding does not need.
+    # lazy: rouge-score pulls in nltk, which a training loop scoring grounding does not need
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)

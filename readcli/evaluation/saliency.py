@@ -12,15 +12,18 @@ Legend: V videos, N clips (padded), A annotators (TVSum: 20), K top clips kept (
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from readcli.errors import InputFileError, InvalidValueError, choices_text
-from readcli.evaluation.jsonl import Rows, as_rows, name_some, number_array, unique_keys
 from readcli.evaluation.ranking import percent, ranked_labels, ties_decide, trapezoid_ap
+from readcli.evaluation.rows import Rows, RowsLike, as_rows, checked, name_some, number_array, unique_keys
+from readcli.records import validate
+from readcli.records.schemas_annotations import TVSumRow, YouTubeRow
+from readcli.records.schemas_evaluation import HighlightPrediction
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,6 @@ SALIENCY_FIELD = "pred_saliency_scores"
 ID_FIELDS = ("qid", "vid")
 TVSUM_TOP_K = 5
 
-RowsLike = Rows | Iterable[Mapping[str, Any]]
 # (ground truth rows, row index) -> (N, A) labels: binary positives, one column per annotator
 LabelReader = Callable[[Rows, int], np.ndarray]
 # (scores (V, N), labels (V, N, A), valid (V, N)) -> per-video AP (V,) and whether ties decide it (V,)
@@ -142,9 +144,6 @@ def _per_domain(
 
 def _match_videos(pred: Rows, gt: Rows) -> dict[str, list[tuple[Any, int, int]]]:
     """Pair prediction and ground-truth rows by id, for every video of every predicted domain."""
-    from readcli.evaluation.jsonl import checked
-    from readcli.records.schemas_evaluation import HighlightPrediction
-
     checked(pred, HighlightPrediction)  # types and ranges of every row (readcli/records)
     gt_index = {key: i for i, key in enumerate(unique_keys(gt, ID_FIELDS))}
     pred_ids = unique_keys(pred, ID_FIELDS)
@@ -173,9 +172,6 @@ def _match_videos(pred: Rows, gt: Rows) -> dict[str, list[tuple[Any, int, int]]]
 
 def _youtube_labels(gt: Rows, g: int) -> np.ndarray:
     """(N, 1) highlight labels: `match` > 0 as UMT reads them, else the `label` column > 0."""
-    from readcli.records import validate
-    from readcli.records.schemas_annotations import YouTubeRow
-
     validate(YouTubeRow, gt.rows[g], gt.origins[g])  # the row's schema (readcli/records)
     key = "match" if gt.rows[g].get("match") is not None else "label"
     values = gt.field(g, key)
@@ -186,9 +182,6 @@ def _youtube_labels(gt: Rows, g: int) -> np.ndarray:
 
 def _tvsum_labels(gt: Rows, g: int) -> np.ndarray:
     """(N, A) positives: a clip above the annotator's median score (torch's lower median, as UMT)."""
-    from readcli.records import validate
-    from readcli.records.schemas_annotations import TVSumRow
-
     validate(TVSumRow, gt.rows[g], gt.origins[g])  # the row's schema (readcli/records)
     scores = number_array(gt.field(g, "label"), gt.origins[g], "label", ndim=2, width=1)  # (N, A)
     if len(scores) == 0:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from readcli.errors import InputFileError, InvalidValueError, choices_text
-from readcli.evaluation.jsonl import check_same_ids
+from readcli.evaluation.rows import check_same_ids
 
 SUMMARY_FORMATS = ("auto", "plain", "how2")
 _ID_CHARS = re.compile(r"[A-Za-z0-9_-]+")

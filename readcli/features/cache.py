@@ -28,7 +28,7 @@ from readcli.features.extractor import VideoFailed, extract_videos
 from readcli.features.metadata import array_sha256, read_metadata, settings, video_metadata
 from readcli.features.store import VIDEO_KEY, load_feature_array, save_feature_array
 from readcli.features.weights import file_sha256
-from readcli.fileio import atomic_write_json
+from readcli.fileio import atomic_write_json, cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,6 @@ ProgressFn = Callable[[int, int], None]  # (clips done, clips in the video)
 
 def default_root() -> Path:
     """<cache>/features, with <cache> as the backbone presets use it."""
-    from readcli.fileio import cache_dir
-
     return cache_dir() / SUBDIR
 
 

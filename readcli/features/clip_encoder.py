@@ -61,6 +61,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def check_model_name(model_name: str) -> str:
+    # lazy: open_clip (and its model registry) loads only when a CLIP model is named or built
     import open_clip
 
     known = open_clip.list_models()
@@ -117,6 +118,7 @@ class ClipEncoder:
         cls, model_name: str = DEFAULT_MODEL, weights: str = OPENAI, *, device: str = "auto"
     ) -> ClipEncoder:
         """Build `model_name` with open_clip and load `weights` ('openai' or a file path) into it."""
+        # lazy: open_clip (and its model registry) loads only when a CLIP model is named or built
         import open_clip
 
         check_model_name(model_name)

@@ -72,6 +72,7 @@ def decode_stream(
     decode_threads: int = 0,
 ) -> Iterator[StreamItem]:
     """For each video: VideoStarted, then its PixelBatch items, or a VideoFailed (possibly midway)."""
+    # lazy: PIL loads only when frames are decoded
     from PIL import Image
 
     for index, path in enumerate(paths):

@@ -52,6 +52,7 @@ class OpenVideo:
 
 
 def _decode_errors() -> tuple[type[BaseException], ...]:
+    # lazy: decord (a native video decoder) loads only when a video is opened
     import decord
 
     return (RuntimeError, decord.DECORDError, AssertionError, ValueError, IndexError)
@@ -113,6 +114,7 @@ def _reason(err: BaseException, native: list[str]) -> str:
 
 def open_video(path: str | Path, *, clip_len: float, num_threads: int = 0) -> OpenVideo:
     """Open `path` with decord and plan its clips; an unreadable file raises InputFileError."""
+    # lazy: decord (a native video decoder) loads only when a video is opened
     import decord
 
     path = Path(path)
@@ -151,6 +153,7 @@ def iter_frames(video: OpenVideo, indices: Sequence[int]) -> Iterator[np.ndarray
     held, whatever the video's length. Forward decoding costs what seeking would: a clip-centre frame
     every 2 s is denser than the keyframes of usual encodes, so a seek would decode the same frames.
     """
+    # lazy: PyAV (ffmpeg) loads only when frames are decoded
     import av
 
     wanted = list(indices)

@@ -22,6 +22,7 @@ from typing import Any
 from readcli.errors import InputFileError, InvalidValueError, OfflineError, torch_load_reason
 from readcli.fileio import atomic_write_json, cache_dir
 from readcli.records import read_json_file
+from readcli.weights.catalog import local_copy
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def _cached_openai_file(cfg: dict[str, Any]) -> Path | None:
     """A copy of the registry's weights already on disk (the hub cache or open_clip's URL cache)."""
     hub = cfg.get("hf_hub", "")
     if hub:
+        # lazy: huggingface_hub loads only when a CLIP weights file is looked up in its cache
         from huggingface_hub import try_to_load_from_cache
 
         repo_id, filename = os.path.split(hub)
@@ -98,7 +100,6 @@ def _cached_openai_file(cfg: dict[str, Any]) -> Path | None:
         candidate = Path.home() / ".cache" / "clip" / os.path.basename(url)
         if candidate.is_file():
             return candidate
-        from readcli.weights.catalog import local_copy  # lazy: the catalog reads every preset card
 
         return local_copy(url)  # where `readcli download clip-vit-b-32` puts it
     return None
@@ -127,6 +128,7 @@ def _offline_error(model_name: str, why: str) -> OfflineError:
 
 def resolve_openai(model_name: str) -> Path:
     """Path to open_clip's `openai` weights for `model_name`: cached, or downloaded when online."""
+    # lazy: open_clip (and its model registry) loads only to resolve its openai weights
     import open_clip
 
     cfg = open_clip.get_pretrained_cfg(model_name, OPENAI)
@@ -165,10 +167,12 @@ def resolve_weights(spec: str, model_name: str) -> ResolvedWeights:
 
 def read_state_dict(path: Path) -> dict[str, Any]:
     """Tensors of a weights file, without executing pickled code; malformed files raise InputFileError."""
+    # lazy: torch loads only to read a checkpoint; readcli download and models use this module without it
     import torch
 
     try:
         if path.suffix == ".safetensors":
+            # lazy: safetensors.torch imports torch: read_state_dict's torch loads only here
             from safetensors.torch import load_file
 
             loaded: Any = load_file(str(path), device="cpu")

@@ -15,8 +15,8 @@ _EXPORTS: dict[str, str] = {
     "plan_windows": "readcli.inference.windows",
     "stitch_saliency": "readcli.inference.windows",
     "merge_moments": "readcli.inference.windows",
-    "inference_spec": "readcli.inference.spec",
-    "spec_from_card": "readcli.inference.spec",
+    "inference_spec": "readcli.inference.backbone_features",
+    "spec_from_card": "readcli.inference.backbone_features",
 }
 
 __all__ = list(_EXPORTS)

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from readcli.data.collate import pad_rows
+from readcli.data.feature_spec import VideoFeatureSpec
 from readcli.data.features import assemble_video, prepare_text
-from readcli.data.spec import VideoFeatureSpec
 from readcli.errors import InvalidValueError
 from readcli.training.grounding_predict import (
     PredictionSettings,

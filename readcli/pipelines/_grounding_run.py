@@ -18,18 +18,19 @@ from readcli.adapters.inject import inject
 from readcli.alignment import PVLASettings
 from readcli.backbones.registry import load_backbone
 from readcli.data import load_grounding_split
+from readcli.data.feature_spec import VideoFeatureSpec
 from readcli.data.layout import open_layout
-from readcli.data.spec import VideoFeatureSpec
 from readcli.errors import InvalidValueError
 from readcli.evaluation import read_jsonl
 from readcli.fileio import atomic_write_text
 from readcli.pipelines.finetune import BEST_DIR, FinetuneRequest, RecordedRun
+from readcli.seeding import seed_everything
 from readcli.training.grounding_loss import GroundingLossWeights
 from readcli.training.grounding_predict import PredictionSettings
 from readcli.training.grounding_task import GroundingTask
 from readcli.training.guards import require_finite_weights
 from readcli.training.highlight_task import DATASET_FORMATS, HighlightTask, average_metric, check_dataset
-from readcli.training.loop import EvalOutput, seed_everything
+from readcli.training.loop import EvalOutput
 
 DEFAULT_SELECT = "MR-full-mAP"  # the tlg default; highlight datasets select on their domain average
 

@@ -18,8 +18,9 @@ from readcli.backbones.vision_guided_io import load_vision_guided
 from readcli.data.how2 import How2Dataset, How2Limits, load_how2_split
 from readcli.fileio import atomic_write_text
 from readcli.pipelines.finetune import BEST_DIR, FinetuneRequest, RecordedRun
+from readcli.seeding import seed_everything
 from readcli.training.guards import require_finite_weights
-from readcli.training.loop import EvalOutput, seed_everything
+from readcli.training.loop import EvalOutput
 from readcli.training.summarization_task import SummarizationTask
 
 log = logging.getLogger(__name__)

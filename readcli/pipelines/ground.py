@@ -137,7 +137,7 @@ def _load_model(request: GroundRequest) -> tuple[Any, Any]:
     from readcli.adapters.bundle import load_bundle
     from readcli.backbones.registry import load_backbone
     from readcli.features.clip_encoder import resolve_device
-    from readcli.inference.spec import inference_spec
+    from readcli.inference.backbone_features import inference_spec
 
     assert request.backbone is not None  # run() resolved it (bundle_backbone)
     model = load_backbone(request.backbone, device=resolve_device(request.device))
@@ -161,7 +161,7 @@ def run(
     `encoder`: a ClipEncoder already loaded (long-lived callers, tests); the request's clip_model and
     clip_weights are then not used. `cache`: the feature cache (default: `FeatureCache()`).
     """
-    from readcli.inference.spec import require_clip_stream
+    from readcli.inference.backbone_features import require_clip_stream
     from readcli.inference.windows import WindowSettings, ground_windows, plan_windows
 
     began = time.perf_counter()

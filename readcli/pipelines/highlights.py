@@ -23,8 +23,8 @@ from readcli.fileio import atomic_write_json
 from readcli.pipelines import finetune
 from readcli.pipelines.run_dir import check_resume_settings, removed_on_failure, with_absolute_paths
 from readcli.records import read_json_file
-from readcli.training.checkpoint import CHECKPOINTS, LATEST
 from readcli.training.loop import ProgressCallback
+from readcli.training.train_checkpoint import CHECKPOINTS, LATEST
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +79,9 @@ def resume_domains_request(
 
 def train_domains(data: str) -> list[str]:
     """The domains present in DIR's train split, sorted (UMT's per-domain runs)."""
-    from readcli.data.highlights import domains
     from readcli.data.layout import open_layout
     from readcli.data.readers import load_annotations
+    from readcli.data.youtube_tvsum import domains
 
     layout = open_layout(data)
     names = domains(load_annotations(layout.split_file("train"), fmt=layout.format))

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from readcli.errors import InvalidValueError, OutputFileError
 from readcli.fileio import atomic_write_json, write_failure
-from readcli.training.checkpoint import CHECKPOINTS, LATEST
+from readcli.training.train_checkpoint import CHECKPOINTS, LATEST
 
 RUN_FILE = "run.json"
 # every name a finetune run writes in its folder

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -150,16 +150,19 @@ def all_reduce_max(values: torch.Tensor, job: Dist) -> torch.Tensor:
     return total
 
 
-def gather_lists(rows: list[Any], job: Dist) -> list[Any]:
+T = TypeVar("T")
+
+
+def gather_lists(rows: list[T], job: Dist) -> list[T]:
     """Every rank's `rows`, concatenated in rank order, on every rank."""
     if not job.enabled:
         return rows
-    parts: list[Any] = [None] * job.world
+    parts: list[list[T]] = [[] for _ in range(job.world)]  # filled in place by all_gather_object
     dist.all_gather_object(parts, rows)
     return [row for part in parts for row in part]
 
 
-def broadcast(value: Any, job: Dist) -> Any:
+def broadcast(value: T, job: Dist) -> T:
     """Rank 0's `value` on every rank."""
     if not job.enabled:
         return value

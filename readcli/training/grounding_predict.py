@@ -163,7 +163,7 @@ def temporal_nms(
     return [rows[i] for i in keep]
 
 
-def _drop_padding_proposals(ranked: list[list[list[float]]], mask: Any) -> list[list[list[float]]]:
+def _drop_padding_proposals(ranked: list[list[list[float]]], mask: object) -> list[list[list[float]]]:
     """Keep only the proposals `proposal_mask` (B, Q) marks valid (UMT: one per real clip), if given."""
     if mask is None:
         return ranked

@@ -16,7 +16,7 @@ import torch
 
 from readcli.alignment import PVLASettings
 from readcli.data.collate import MomentBatch, collate_moments
-from readcli.data.moments import MomentDataset
+from readcli.data.moment_dataset import MomentDataset
 from readcli.evaluation import evaluate_qvhighlights
 from readcli.training.grounding_loss import (
     GroundingCriterion,

@@ -13,7 +13,7 @@ Dimension letters: B batch, N_V clips.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,20 +22,22 @@ import torch.nn.functional as F
 
 from readcli.alignment import PVLASettings
 from readcli.data.collate import MomentBatch, collate_moments
-from readcli.data.moments import MomentDataset
+from readcli.data.moment_dataset import MomentDataset
 from readcli.errors import InvalidValueError, choices_text
 from readcli.evaluation import tvsum_top5_map, youtube_highlight_map
+from readcli.evaluation.rows import RowsLike
 from readcli.training.distributed import all_reduce_max
 from readcli.training.loop import EvalOutput, StepOutput, batches_of
 from readcli.training.step import current_share
 from readcli.training.task_base import IndexedTask, add_alignment, shuffled_moments, wants_alignment
 
+Metric = Callable[[RowsLike, RowsLike], dict[str, float]]  # (predictions, ground truth) -> metrics
 # dataset -> (the range of its per-clip scores, its metric, the metric key prefix)
-HIGHLIGHT_DATASETS: dict[str, tuple[tuple[float, float], Any, str]] = {
+HIGHLIGHT_DATASETS: dict[str, tuple[tuple[float, float], Metric, str]] = {
     "youtube": ((0.0, 1.0), youtube_highlight_map, "mAP"),
     "tvsum": ((1.0, 5.0), tvsum_top5_map, "top5-mAP"),
 }
-# the annotation format each dataset's rows are read as (readcli.data.highlights)
+# the annotation format each dataset's rows are read as (readcli.data.youtube_tvsum)
 DATASET_FORMATS: dict[str, str] = {"youtube": "youtube_highlights", "tvsum": "tvsum"}
 
 
@@ -50,10 +52,6 @@ def check_dataset(name: str) -> str:
 def average_metric(dataset: str) -> str:
     """The key of the mean over domains, e.g. `mAP-avg` (the metric that picks the best epoch)."""
     return f"{HIGHLIGHT_DATASETS[check_dataset(dataset)][2]}-avg"
-
-
-def domain_metric(dataset: str, domain: str) -> str:
-    return f"{HIGHLIGHT_DATASETS[check_dataset(dataset)][2]}-{domain}"
 
 
 def saliency_bce(

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-import numpy as np
 import torch
 
 from readcli.errors import InvalidValueError, TrainingError
-from readcli.training.checkpoint import LoopState, save_checkpoint
+from readcli.seeding import seed_everything
 from readcli.training.distributed import (
     Dist,
     broadcast,
@@ -38,7 +36,9 @@ from readcli.training.distributed import (
 )
 from readcli.training.guards import first_step_guard, require_finite_weights
 from readcli.training.resume_point import ResumePoint
+from readcli.training.run_folder import read_checkpoint
 from readcli.training.step import StepOutput, Stepper, autocast
+from readcli.training.train_checkpoint import LoopState, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class TrainTask(Protocol):
     reads and writes to the model, so `model.collect_block_states = ...` and `model(**inputs)` work
     unchanged (call forward through it, or gradients are not averaged).
 
-    To run under several processes a task also provides (see `ShardableTask`):
+    To run under several processes a task also provides (`_check_shardable` asks for them):
       train_index_batches(batch_size, generator) -> iterable of lists of example indices: the global
         batches, drawn exactly as `train_batches` draws them;
       train_collate(indices) -> a batch for `train_step` made of those examples.
@@ -109,14 +109,6 @@ class TrainTask(Protocol):
     def train_step(self, model: torch.nn.Module, batch: Any, device: torch.device) -> StepOutput: ...
 
     def evaluate(self, model: torch.nn.Module, device: torch.device) -> EvalOutput: ...
-
-
-class ShardableTask(TrainTask, Protocol):
-    """A `TrainTask` that can split its global batches across processes (see `TrainTask`)."""
-
-    def train_index_batches(self, batch_size: int, generator: torch.Generator) -> Iterable[list[int]]: ...
-
-    def train_collate(self, indices: list[int]) -> Any: ...
 
 
 @dataclass
@@ -141,12 +133,6 @@ class TrainResult:
     state: LoopState
     best_metrics: dict[str, float]
     resumed_from_epoch: int
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -239,8 +225,6 @@ def train(
 
 
 def _read_point(run_dir: Path, epochs: int) -> ResumePoint:
-    from readcli.training.run_folder import read_checkpoint
-
     return read_checkpoint(run_dir, epochs)
 
 
@@ -292,7 +276,8 @@ def _evaluate(
             evaluation: EvalOutput = sharded.eval_score(rows)
             return evaluation
         alone = task.evaluate(model, device) if job.is_main else None
-        metrics = broadcast(alone.metrics if alone is not None else None, job)
+        # the other ranks' placeholder is replaced by rank 0's metrics
+        metrics = broadcast(alone.metrics if alone is not None else {}, job)
         return alone if alone is not None else EvalOutput(metrics=metrics)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from readcli.errors import CheckpointError
-from readcli.training.checkpoint import LoopState, trainable_state
+from readcli.training.train_checkpoint import LoopState, trainable_state
 
 # AdamW's per-parameter state: two moments shaped like the parameter, and a step count
 MOMENTS = ("exp_avg", "exp_avg_sq")
@@ -128,7 +128,7 @@ def _check_slots(where: Path, index: int, slots: dict[str, Any], shape: torch.Si
         raise CheckpointError(f"{where}: step of parameter {index} is {step!r}, not a count")
 
 
-def _count(value: Any) -> float:
+def _count(value: object) -> float:
     """A plain number or a one-element real tensor as a float; NaN for anything else."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
@@ -137,11 +137,10 @@ def _count(value: Any) -> float:
     return math.nan
 
 
-def _sorted_ints(values: list[Any]) -> list[int] | None:
+def _sorted_ints(values: list[object]) -> list[int] | None:
     """The values sorted, if all are plain integers (parameter indices), else None."""
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return sorted(values)
-    return None
+    ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+    return sorted(ints) if len(ints) == len(values) else None
 
 
 def _check_hyper(where: Path, group: dict[str, Any], lr: float, weight_decay: float) -> None:

@@ -17,9 +17,9 @@ from typing import Any
 from readcli.backbones.checkpoint import load_safetensors, safe_torch_load
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError
 from readcli.records import parse_json, read_json_file, validate
-from readcli.training.checkpoint import CHECKPOINT_NAME, CHECKPOINTS, LATEST, LoopState
 from readcli.training.resume_point import ResumePoint
 from readcli.training.run_records import LogRecord, MetricsRecord, StateRecord
+from readcli.training.train_checkpoint import CHECKPOINT_NAME, CHECKPOINTS, LATEST, LoopState
 
 MAX_POINTER_BYTES = 64  # LATEST holds one short name
 MAX_LOG_BYTES = 2 * 1024**3

@@ -33,7 +33,7 @@ class HistoryRow(Record):
 
 
 class StateRecord(Record):
-    """checkpoints/epoch-NNNN/state.json: the loop's state after NNNN epochs (readcli.training.checkpoint)."""
+    """checkpoints/epoch-NNNN/state.json: the loop's state after NNNN epochs (train_checkpoint.py)."""
 
     epochs_done: Count
     global_step: Count

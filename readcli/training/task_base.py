@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from readcli.alignment import PVLASettings, pvla_loss
-from readcli.data.moments import MomentDataset
+from readcli.data.moment_dataset import MomentDataset
 from readcli.training.loop import EvalOutput, batches_of
 
 

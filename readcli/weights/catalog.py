@@ -147,7 +147,7 @@ def _hub_file(name: str, text: dict[str, Any], extra: dict[str, Any]) -> WeightF
     )  # fmt: skip
 
 
-def _hex(value: Any, length: int) -> str | None:
+def _hex(value: object, length: int) -> str | None:
     if value is None:
         return None
     text = str(value).lower()
@@ -156,7 +156,7 @@ def _hex(value: Any, length: int) -> str | None:
     return text
 
 
-def _size(value: Any) -> int | None:
+def _size(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from readcli.features.weights import file_sha256
 from readcli.weights.catalog import WeightFile
 
 _BLOCK = 4 * 2**20
@@ -35,8 +36,6 @@ def git_blob_sha1(path: Path) -> str:
 def sha256_of(path: Path, *, cached: bool) -> str:
     """sha256 of a file; `cached`: remembered by path, size and mtime (a published file in place)."""
     if cached:
-        from readcli.features.weights import file_sha256
-
         return file_sha256(path)
     digest = hashlib.sha256()
     with path.open("rb") as handle:

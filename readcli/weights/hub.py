@@ -42,6 +42,7 @@ def split_revision(spec: str) -> tuple[str, str | None]:
 
 def cached_file(repo_id: str, file_name: str, revision: str | None) -> Path | None:
     """The cached copy of one repository file, or None (no network)."""
+    # lazy: huggingface_hub freezes its cache and offline settings at import: load it when a function runs
     from huggingface_hub import try_to_load_from_cache
 
     found = try_to_load_from_cache(repo_id, file_name, cache_dir=hub_cache_dir(), revision=revision)
@@ -55,6 +56,7 @@ def snapshot(
 
     `what` names the caller's argument in messages, e.g. "--adapter org/bundle".
     """
+    # lazy: huggingface_hub freezes its cache and offline settings at import: load it when a function runs
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
         HFValidationError,
@@ -94,6 +96,7 @@ def hub_mismatches(repo_id: str, revision: str | None) -> tuple[int, list[str]]:
     reads the repository's file list, so it needs the network: call it right after a download. Files
     the snapshot did not fetch (other formats of the same weights) are not counted.
     """
+    # lazy: huggingface_hub freezes its cache and offline settings at import: load it when a function runs
     from huggingface_hub import HfApi
 
     try:

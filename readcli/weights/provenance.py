@@ -23,11 +23,20 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from readcli.backbones.presets import FRESH_PRESETS, card_name, load_card
+from readcli.backbones.presets import resolve_weights as preset_weights
 from readcli.errors import InputFileError
+from readcli.features.weights import file_sha256
 from readcli.fileio import atomic_write_json, cache_dir
 from readcli.records import parse_json
+from readcli.weights import digest as weight_digest
+from readcli.weights.catalog import URL, WeightFile, card_names, own_files, read_card
+from readcli.weights.hub import cached_file
+
+if TYPE_CHECKING:  # clip_encoder imports torch; provenance of features alone must not
+    from readcli.features.clip_encoder import EncoderSpec
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +87,6 @@ class Provenance:
 
 def git_blob_sha1(path: Path) -> str:
     """`git hash-object` of a file, remembered by (resolved path, size, mtime_ns) like file_sha256."""
-    from readcli.weights.digest import git_blob_sha1 as compute
-
     path = path.resolve()
     stat = path.stat()
     key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
@@ -91,18 +98,12 @@ def git_blob_sha1(path: Path) -> str:
         cached = {}
     if isinstance(cached.get(key), str):
         return str(cached[key])
-    cached[key] = value = compute(path)
+    cached[key] = value = weight_digest.git_blob_sha1(path)  # looked up on the module: tests count the calls
     try:
         atomic_write_json(store, cached)
     except (OSError, InputFileError) as err:  # a read-only cache only costs a re-hash next time
         log.debug("cannot update the git blob id cache %s: %s", store, err)
     return value
-
-
-def _sha256(path: Path) -> str:
-    from readcli.features.weights import file_sha256
-
-    return file_sha256(path)
 
 
 def _short(digest: str) -> str:
@@ -112,22 +113,20 @@ def _short(digest: str) -> str:
 # --- backbones -----------------------------------------------------------------------------------
 
 
-def _backbone_entries() -> list[Any]:
+def _backbone_entries() -> list[WeightFile]:
     """Every URL-file entry of a backbone card (not CLIP), with the digests it records."""
-    from readcli.weights.catalog import URL, card_names, own_files
-
     entries = []
     for name in card_names():
         entries += [e for e in own_files(name) if e.kind == URL and e.role == "backbone"]
     return entries
 
 
-def _match_file(path: Path, entries: Iterable[Any]) -> tuple[Any | None, bool]:
+def _match_file(path: Path, entries: Iterable[WeightFile]) -> tuple[WeightFile | None, bool]:
     """(the entry whose digest `path` has, whether any entry records a digest at all)."""
     entries = [e for e in entries if e.sha256 or e.git_blob_sha1]
     if not entries:
         return None, False
-    sha = _sha256(path) if any(e.sha256 for e in entries) else None
+    sha = file_sha256(path) if any(e.sha256 for e in entries) else None
     blob = git_blob_sha1(path) if any(e.git_blob_sha1 for e in entries) else None
     for entry in entries:
         if (entry.sha256 and entry.sha256 == sha) or (entry.git_blob_sha1 and entry.git_blob_sha1 == blob):
@@ -137,8 +136,7 @@ def _match_file(path: Path, entries: Iterable[Any]) -> tuple[Any | None, bool]:
 
 def check_backbone(name: str, *, adapter_trained: bool) -> WeightsCheck:
     """The backbone a run loaded: a preset, an official checkpoint file or a saved folder."""
-    from readcli.backbones.presets import FRESH_PRESETS, card_name, load_card
-    from readcli.backbones.presets import resolve_weights as preset_weights
+    # lazy: vision_guided_io imports torch; provenance of features alone (inspect-ot) must not
     from readcli.backbones.vision_guided_io import VG_PRESETS
 
     if adapter_trained:
@@ -167,9 +165,6 @@ def check_backbone(name: str, *, adapter_trained: bool) -> WeightsCheck:
 
 def check_text_model(preset: str) -> WeightsCheck:
     """A vision-guided preset's BART/T5 weights in the hub cache, against the card's digest."""
-    from readcli.weights.catalog import own_files
-    from readcli.weights.hub import cached_file
-
     entry = own_files(preset)[0]
     local = os.environ.get(entry.env_var, "") if entry.env_var else ""  # the copy loading prefers
     if local:
@@ -180,7 +175,7 @@ def check_text_model(preset: str) -> WeightsCheck:
     where = str(path) if path is not None else (local or entry.source)
     if path is None or not entry.sha256:
         return WeightsCheck("text model", where, UNVERIFIED, f"no published digest to compare ({preset})")
-    if _sha256(path) == entry.sha256:
+    if file_sha256(path) == entry.sha256:
         return WeightsCheck("text model", where, PUBLISHED, f"sha256 of {entry.source}'s published file")
     return WeightsCheck("text model", where, UNPUBLISHED, f"sha256 differs from {preset}'s card")
 
@@ -190,8 +185,6 @@ def check_text_model(preset: str) -> WeightsCheck:
 
 def published_clip_digests(model: str) -> set[str]:
     """sha256s published for `model`'s OpenAI weights: the cards' and the one in open_clip's URL."""
-    from readcli.weights.catalog import card_names, own_files, read_card
-
     found = set()
     for name in card_names():
         card = read_card(name)
@@ -201,6 +194,7 @@ def published_clip_digests(model: str) -> set[str]:
         ):
             found |= {e.sha256 for e in own_files(name) if e.sha256}
     try:
+        # lazy: open_clip (and its model registry) loads only to read the openai weights' published digest
         import open_clip
 
         url = (open_clip.get_pretrained_cfg(model, "openai") or {}).get("url", "")
@@ -250,7 +244,7 @@ class ClipUse:
     sha256: str
 
     @classmethod
-    def of(cls, spec: Any, given: str) -> ClipUse:
+    def of(cls, spec: EncoderSpec, given: str) -> ClipUse:
         """From a loaded encoder's EncoderSpec and the --clip-weights value of the run."""
         label = "openai" if spec.weights == "openai" else given if given != "openai" else "a local file"
         return cls(spec.model, spec.weights, label, spec.weights_sha256)
@@ -263,6 +257,7 @@ def run_provenance(
     (already loaded, so its fingerprint matched), and the CLIP weights read (None: none)."""
     extra: dict[str, Any] = {}
     if adapter is not None:
+        # lazy: adapters.bundle imports torch; provenance of features alone (inspect-ot) must not
         from readcli.adapters.bundle import read_bundle_config
 
         extra = read_bundle_config(adapter).extra

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from readcli.weights.catalog import HUB, WeightFile
 from readcli.weights.digest import verify
+from readcli.weights.hub import cached_file
 
 PRESENT, MISSING, DAMAGED = "present", "missing", "damaged"
 
@@ -37,8 +38,6 @@ class FileStatus:
 
 def file_status(entry: WeightFile, *, check_digest: bool = True) -> FileStatus:
     if entry.kind == HUB:
-        from readcli.weights.hub import cached_file
-
         path = cached_file(entry.source, entry.file_name, entry.revision)
     else:
         path = entry.location()

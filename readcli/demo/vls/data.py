@@ -32,6 +32,7 @@ DEV_SEED = 7919  # fixes which pool examples form the dev split (the same for ev
 def word_tokenizer() -> Any:
     """The world's word-level tokenizer as a `transformers` fast tokenizer (offline; </s> appended to
     every text): what the saved backbone carries and `load_vision_guided` loads."""
+    # lazy: transformers' tokenizers load only when the summarization world builds its tokenizer
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 

@@ -27,7 +27,8 @@ from readcli.data.how2 import How2Dataset, load_how2_split
 from readcli.demo.vls.config import VLSConfig, fusion_config
 from readcli.demo.vls.data import WordTokenizer, limits, word_tokenizer
 from readcli.fileio import atomic_write_json
-from readcli.training.loop import ProgressCallback, seed_everything, train
+from readcli.seeding import seed_everything
+from readcli.training.loop import ProgressCallback, train
 from readcli.training.summarization_task import SummarizationTask
 
 log = logging.getLogger(__name__)

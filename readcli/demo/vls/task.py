@@ -31,7 +31,8 @@ from readcli.demo.vls.pretrain import ensure_pretrained
 from readcli.demo.vls.world import WORLDS
 from readcli.errors import InvalidValueError, choices_text
 from readcli.evaluation.rouge import ROUGE_TYPES
-from readcli.training.loop import EvalOutput, ProgressEvent, TrainSettings, seed_everything, train
+from readcli.seeding import seed_everything
+from readcli.training.loop import EvalOutput, ProgressEvent, TrainSettings, train
 from readcli.training.summarization_task import SummarizationTask
 
 METRICS: tuple[str, ...] = ("ROUGE-L", "ROUGE-1", "ROUGE-2")  # the primary (finetune's rougeL) first
@@ -48,6 +49,7 @@ DEFAULT_METHODS: tuple[str, ...] = (
 
 def per_example_rouge(predictions: list[str], references: list[str]) -> dict[str, np.ndarray]:
     """ROUGE F1 ×100 of each prediction against its reference: {"ROUGE-1": (Q,), ...}."""
+    # lazy: rouge-score pulls in nltk, needed only when a summary is scored
     from rouge_score import rouge_scorer
 
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)

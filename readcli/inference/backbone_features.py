@@ -12,7 +12,7 @@ from typing import Any
 
 from readcli.backbones.presets import card_name
 from readcli.backbones.registry import PresetCard, load_card
-from readcli.data.spec import TEF_DIM, StreamSpec, VideoFeatureSpec
+from readcli.data.feature_spec import TEF_DIM, StreamSpec, VideoFeatureSpec
 from readcli.errors import BundleError, InputFileError, InvalidValueError
 
 DEFAULT_CARD = "moment-detr-clip"

@@ -48,7 +48,11 @@ class Rows:
         return any(row.get(key) is not None for row in self.rows)
 
 
-def as_rows(data: Rows | Iterable[Mapping[str, Any]], name: str) -> Rows:
+# what the evaluators accept: rows read from a file, or plain dicts from the training loop
+RowsLike = Rows | Iterable[Mapping[str, Any]]
+
+
+def as_rows(data: RowsLike, name: str) -> Rows:
     """Accept rows read from a file, or a plain list of dicts from the training loop."""
     if isinstance(data, Rows):
         return data

@@ -14,8 +14,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
+from readcli.data.annotation_jsonl import JsonRow
 from readcli.data.annotations import MomentAnnotation
-from readcli.data.jsonl import JsonRow
 from readcli.errors import InvalidValueError, choices_text
 from readcli.records import validate
 from readcli.records.schemas_annotations import TVSumRow, YouTubeRow

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from readcli.data.annotations import MomentAnnotation
+from readcli.data.feature_spec import VideoFeatureSpec
 from readcli.data.features import FeatureReader
-from readcli.data.spec import VideoFeatureSpec
 from readcli.data.targets import saliency_pairs, saliency_vector, span_labels
 from readcli.errors import InvalidValueError
 
