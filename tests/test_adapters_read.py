@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
+from readcli.adapters.method import default_bottleneck
 from readcli.adapters.methods.adapter import HoulsbyAdapter
 from readcli.adapters.methods.read import ReadAdapter
-from readcli.adapters.segments import SegmentPlan
-from readcli.adapters.method import default_bottleneck
 from readcli.adapters.registry import METHODS
+from readcli.adapters.segments import SegmentPlan
 from readcli.adapters.settings import method_settings, settings_from_dict
 from readcli.backbones.contract import SequenceContext, segment_ids_from_masks
 from readcli.errors import InvalidValueError
@@ -193,7 +193,8 @@ def test_houlsby_is_identity_at_init_then_trains() -> None:
         (
             "adapterz",
             {},
-            "unknown method 'adapterz': choose one of full, partial, bias, proj, lora, prompt, adapter, read, ia3",
+            "unknown method 'adapterz': choose one of full, partial, bias, proj, lora, prompt, adapter, "
+            "read, ia3",
         ),
         ("read", {"bottleneck": 0}, "bottleneck k = 0 is invalid: use a positive integer"),
         ("adapter", {"bottleneck": -3}, "bottleneck k = -3 is invalid: use a positive integer"),
@@ -232,7 +233,8 @@ def test_settings_round_trip_and_defaults() -> None:
     assert settings.to_dict() == {"method": "read", "bottleneck": 8, "dropout": 0.0, "rnn": "gru"}
     lora = method_settings("lora", rank=4, bottleneck=None, rnn="rnn")  # None and --rnn's default: not given
     assert settings_from_dict(lora.to_dict()) == lora and lora.to_dict()["rank"] == 4
-    assert method_settings("read").resolved(768) == method_settings("read", bottleneck=default_bottleneck(768))
+    k = default_bottleneck(768)
+    assert method_settings("read").resolved(768) == method_settings("read", bottleneck=k)
     assert default_bottleneck(768) == 64 and default_bottleneck(32) == 8
     assert method_settings("lora").resolved(768) == method_settings("lora")
     assert list(METHODS) == ["full", "partial", "bias", "proj", "lora", "prompt", "adapter", "read", "ia3"]

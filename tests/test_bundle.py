@@ -66,7 +66,7 @@ def test_round_trip_gives_identical_outputs_and_holds_no_frozen_tensor(
     stored = load_file(tmp_path / WEIGHTS_FILE)
     trainable = {n for n, p in fresh.named_parameters() if p.requires_grad}
     assert set(stored) == trainable == set(loaded.report.trainable)
-    if method in ("lora", "adapter", "read", "prompt", "ia3"):  # nothing but adapters (and the host's new head)
+    if method in ("lora", "adapter", "read", "prompt", "ia3"):  # only adapters (and the host's new head)
         assert set(stored) - set(adapter_parameters(fresh)) <= {"new_head.weight", "new_head.bias"}
     config = json.loads((tmp_path / CONFIG_FILE).read_text())
     assert config["method"]["method"] == method and config["extra"] == {"features": {"d": 5}}
