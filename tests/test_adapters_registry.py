@@ -207,3 +207,16 @@ def test_the_import_walk_sees_function_level_and_type_checking_imports(tmp_path:
         "def f():\n    import readcli.adapters\n"
     )
     assert {"readcli.adapters.inject", "readcli.adapters"} <= set(_imports_of(probe))
+
+
+@pytest.mark.parametrize("case_name", ["bart", "host"])  # linear and packed key/value targets
+def test_ia3_trains_under_bf16_autocast(case_name: str) -> None:
+    case = CASES[case_name]
+    model = case.build(0)
+    inject(model, "ia3")
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = case.run(model, case.inputs())
+    out.float().sum().backward()
+    vectors = adapter_parameters(model)
+    assert vectors and all(v.grad is not None and v.dtype == torch.float32 for v in vectors.values())

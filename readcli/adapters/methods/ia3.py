@@ -52,12 +52,14 @@ def _scale_of(module: nn.Module) -> torch.Tensor:
     return scaling.scale
 
 
+# The vectors follow the activation's dtype, so under autocast a bf16/fp16 activation stays in its dtype.
 def _scale_output(module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
-    return output * _scale_of(module)  # (..., d)
+    return output * _scale_of(module).to(output.dtype)  # (..., d)
 
 
 def _scale_input(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
-    return (args[0] * _scale_of(module), *args[1:])  # (..., F)
+    x = args[0]
+    return (x * _scale_of(module).to(x.dtype), *args[1:])  # (..., F)
 
 
 def _scale_packed_rows(module: nn.Module, args: tuple[Any, ...]) -> None:
