@@ -23,7 +23,7 @@ from _grounding_batch import random_grounding_batch  # bench/ is on sys.path whe
 def run(amp: str, steps: int, batch: int, device_name: str) -> dict[str, Any]:
     import torch
 
-    from readcli.adapters import MethodSettings
+    from readcli.adapters import method_settings
     from readcli.adapters.inject import inject
     from readcli.alignment import PVLASettings, pvla_loss
     from readcli.backbones.moment_detr_config import MomentDETRConfig
@@ -35,7 +35,7 @@ def run(amp: str, steps: int, batch: int, device_name: str) -> dict[str, Any]:
     torch.manual_seed(0)
     device = resolve_device(device_name)
     model = build_backbone(MomentDETRConfig(), device=str(device))
-    inject(model, MethodSettings(method="read"))
+    inject(model, method_settings("read"))
     model.train()
     model.collect_block_states = True
     inputs, targets = random_grounding_batch(batch, device)

@@ -22,7 +22,8 @@ import torch
 
 from readcli.adapters.accounting import count_parameters, format_millions
 from readcli.adapters.inject import inject
-from readcli.adapters.settings import METHODS, MethodSettings
+from readcli.adapters.registry import METHODS
+from readcli.adapters.settings import MethodSettings, method_settings
 
 PAPER = {
     "bart-base": (1_170_000, 0.47),
@@ -63,11 +64,11 @@ def nearest_k(name: str, target: int) -> int:
     low, high = 1, 1024
     while high - low > 1:
         middle = (low + high) // 2
-        if count(name, MethodSettings("read", bottleneck=middle))[0] < target:
+        if count(name, method_settings("read", bottleneck=middle))[0] < target:
             low = middle
         else:
             high = middle
-    return min((low, high), key=lambda k: abs(count(name, MethodSettings("read", bottleneck=k))[0] - target))
+    return min((low, high), key=lambda k: abs(count(name, method_settings("read", bottleneck=k))[0] - target))
 
 
 def read_table(name: str) -> None:
@@ -78,9 +79,9 @@ def read_table(name: str) -> None:
     print("| k | READ-RNN trainable | share | READ-GRU trainable | READ-LSTM trainable |")
     print("| --- | --- | --- | --- | --- |")
     for k in KS:
-        rnn, total = count(name, MethodSettings("read", bottleneck=k))
-        gru, _ = count(name, MethodSettings("read", bottleneck=k, rnn="gru"))
-        lstm, _ = count(name, MethodSettings("read", bottleneck=k, rnn="lstm"))
+        rnn, total = count(name, method_settings("read", bottleneck=k))
+        gru, _ = count(name, method_settings("read", bottleneck=k, rnn="gru"))
+        lstm, _ = count(name, method_settings("read", bottleneck=k, rnn="lstm"))
         cells = [
             format_millions(rnn),
             f"{100 * rnn / total:.2f} %",
@@ -89,7 +90,7 @@ def read_table(name: str) -> None:
         ]
         print(f"| {k} | {' | '.join(cells)} |")
     best = nearest_k(name, target)
-    trainable, total = count(name, MethodSettings("read", bottleneck=best))
+    trainable, total = count(name, method_settings("read", bottleneck=best))
     print(
         f"paper: {format_millions(target)} / {share:.2f} %; nearest k = {best}: {format_millions(trainable)} "
         f"({trainable:,}) / {100 * trainable / total:.2f} % of the text model; the paper's share implies "
@@ -103,7 +104,7 @@ def methods_table(name: str) -> None:
     print("| --- | --- | --- |")
     for method in METHODS:
         try:
-            trainable, total = count(name, MethodSettings(method))
+            trainable, total = count(name, method_settings(method))
         except Exception as err:  # e.g. prompt on a stock model, bias on T5
             print(f"| {method} | n/a ({type(err).__name__}: {str(err)[:60]}...) | |")
             continue
@@ -115,7 +116,7 @@ def time_fingerprint() -> None:
 
     torch.manual_seed(0)
     model = bart_base()
-    inject(model, MethodSettings("read", bottleneck=64))
+    inject(model, method_settings("read", bottleneck=64))
     frozen = frozen_tensors(model, [p for p in model.parameters() if p.requires_grad])
     size = sum(t.numel() * t.element_size() for t in frozen.values())
     print(f"\nfingerprint of bart-base's frozen weights: {len(frozen)} tensors, {size / 2**20:.0f} MiB")

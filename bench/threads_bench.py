@@ -32,7 +32,7 @@ SPIN = "import time\nend = time.time() + 3600\nwhile time.time() < end:\n    pas
 def model_step(batch: int) -> Callable[[], None]:
     import torch
 
-    from readcli.adapters import MethodSettings
+    from readcli.adapters import method_settings
     from readcli.adapters.inject import inject
     from readcli.alignment import PVLASettings, pvla_loss
     from readcli.backbones.moment_detr_config import MomentDETRConfig
@@ -41,7 +41,7 @@ def model_step(batch: int) -> Callable[[], None]:
 
     torch.manual_seed(0)
     model = build_backbone(MomentDETRConfig(), device="cpu")
-    inject(model, MethodSettings(method="read"))
+    inject(model, method_settings("read"))
     model.train()
     model.collect_block_states = True
     criterion, pvla = GroundingCriterion(GroundingLossWeights()), PVLASettings()

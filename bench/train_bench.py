@@ -36,7 +36,7 @@ CONFIGS = {
 def child(name: str, steps: int, batch: int, device_name: str) -> dict[str, float]:
     import torch
 
-    from readcli.adapters import MethodSettings, count_parameters
+    from readcli.adapters import count_parameters, method_settings
     from readcli.adapters.inject import inject
     from readcli.alignment import PVLASettings, pvla_loss
     from readcli.backbones.moment_detr_config import MomentDETRConfig
@@ -49,7 +49,7 @@ def child(name: str, steps: int, batch: int, device_name: str) -> dict[str, floa
     device = resolve_device(device_name)
     config = CONFIGS[name]
     model = build_backbone(MomentDETRConfig(), device=str(device))  # the official CLIP-only shape
-    inject(model, MethodSettings(method=str(config["method"])))
+    inject(model, method_settings(str(config["method"])))
     model.train()
     model.collect_block_states = bool(config["pvla"])
     criterion = GroundingCriterion(GroundingLossWeights())

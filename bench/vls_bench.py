@@ -55,7 +55,7 @@ def _inputs(args: argparse.Namespace, device: Any) -> dict[str, Any]:
 def child(name: str, args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
-    from readcli.adapters import MethodSettings, count_parameters
+    from readcli.adapters import count_parameters, method_settings
     from readcli.adapters.inject import inject
     from readcli.alignment import PVLASettings, pvla_loss
     from readcli.backbones.vision_guided_config import (
@@ -71,7 +71,7 @@ def child(name: str, args: argparse.Namespace) -> dict[str, Any]:
     device = resolve_device(args.device)
     config = CONFIGS[name]
     model = build_vision_guided(base_text_config("bart"), VisionGuidedConfig("bart")).to(device)
-    inject(model, MethodSettings(method=str(config["method"])))
+    inject(model, method_settings(str(config["method"])))
     model.train()
     model.collect_block_states = bool(config["pvla"])
     params = [p for p in model.parameters() if p.requires_grad]

@@ -85,7 +85,7 @@ def save_bundle_and_pause(ready: str, point: str, directory: str, value: float) 
 
     import readcli.adapters.bundle as bundle
     from readcli.adapters.inject import adapter_parameters, inject
-    from readcli.adapters.settings import MethodSettings
+    from readcli.adapters.settings import method_settings
 
     if point == "commit":
         original = bundle.atomic_replace
@@ -98,7 +98,7 @@ def save_bundle_and_pause(ready: str, point: str, directory: str, value: float) 
     else:
         pause_mid_write(ready, bundle.PENDING_FILE if point == "pending" else bundle.CONFIG_FILE)
     model = tiny_grounder()
-    inject(model, MethodSettings("read", bottleneck=4))
+    inject(model, method_settings("read", bottleneck=4))
     with torch.no_grad():
         for parameter in adapter_parameters(model).values():
             parameter.fill_(value)

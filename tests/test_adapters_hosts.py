@@ -18,11 +18,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from readcli.adapters.context import SequenceContext, segment_ids_from_masks
-from readcli.adapters.prompt import PromptTokens
-from readcli.backbones.base import AdapterTargets, FeedForwardTarget, PromptSpec
+from readcli.adapters.method import MethodConfig
+from readcli.adapters.methods.prompt import PromptTokens
+from readcli.adapters.settings import method_settings
+from readcli.backbones.contract import (
+    AdapterTargets,
+    FeedForwardTarget,
+    PromptSpec,
+    SequenceContext,
+    segment_ids_from_masks,
+)
 
 VOCAB = 48
+# small sizes per method, so the tests stay fast (knobs a method lacks are not passed)
+SMALL_KNOBS: dict[str, dict[str, Any]] = {
+    "read": {"bottleneck": 4},
+    "adapter": {"bottleneck": 4},
+    "lora": {"rank": 2},
+    "prompt": {"tokens": 2},
+}
+
+
+def small_settings(method: str) -> MethodConfig:
+    """`method`'s settings with the small sizes of SMALL_KNOBS."""
+    return method_settings(method, **SMALL_KNOBS.get(method, {}))
 
 
 class TinyLayer(nn.Module):
@@ -67,6 +86,7 @@ class TinyGrounder(nn.Module):
             partial=(rf"layers\.{len(self.layers) - 1}",),
             projection=(r"score",),
             lora=(r"layers\.\d+\.linear[12]",),
+            key_value=(r"layers\.\d+\.self_attn",),
             new_heads=(r"new_head",),
             prompt=PromptSpec(self.video_dim, self.text_dim),
             extra={"d": str(self.d), "layers": str(len(self.layers))},

@@ -6,17 +6,27 @@ from typing import Any
 
 import pytest
 import torch
-from test_adapters_hosts import CASES, VOCAB, tiny_bart, tiny_grounder, tiny_t5, tiny_transformer, train_steps
+from test_adapters_hosts import (
+    CASES,
+    VOCAB,
+    small_settings,
+    tiny_bart,
+    tiny_grounder,
+    tiny_t5,
+    tiny_transformer,
+    train_steps,
+)
 from torch import nn
 
 from readcli.adapters.accounting import ParameterCount, count_parameters
 from readcli.adapters.inject import adapter_parameters, inject, injection_of
-from readcli.adapters.settings import METHODS, MethodSettings
-from readcli.adapters.stock import stock_targets
-from readcli.backbones.base import AdapterTargets, FeedForwardTarget
+from readcli.adapters.registry import METHODS
+from readcli.adapters.settings import method_settings
+from readcli.backbones.contract import AdapterTargets, FeedForwardTarget
+from readcli.backbones.stock import stock_targets
 from readcli.errors import InvalidValueError
 
-ADDING = ("lora", "adapter", "read")  # methods that add modules that start as the identity
+ADDING = ("lora", "adapter", "read", "ia3")  # methods that add modules that start as the identity
 SUPPORTED = {
     "bart": [m for m in METHODS if m != "prompt"],
     "t5": [m for m in METHODS if m not in ("prompt", "bias")],  # T5 has no biases and takes no prompts
@@ -32,7 +42,7 @@ def test_inject_identity_then_every_trainable_tensor_moves(case_name: str, metho
     model, batch = case.build(0), case.inputs()
     with torch.no_grad():
         before_output = case.run(model, batch)
-    report = inject(model, MethodSettings(method, bottleneck=4, lora_rank=2))
+    report = inject(model, small_settings(method))
     with torch.no_grad():
         after_output = case.run(model, batch)
     if method != "prompt":  # prompts add attended tokens, so they cannot be the identity
@@ -52,7 +62,7 @@ def test_inject_identity_then_every_trainable_tensor_moves(case_name: str, metho
 @pytest.mark.parametrize("method", ADDING)
 def test_only_adapter_parameters_train(case_name: str, method: str) -> None:
     model = CASES[case_name].build(0)
-    report = inject(model, MethodSettings(method, bottleneck=4, lora_rank=2))
+    report = inject(model, small_settings(method))
     owned = set(adapter_parameters(model))
     heads = {"new_head.weight", "new_head.bias"} if case_name == "host" else set()
     assert set(report.trainable) == owned | heads
@@ -117,7 +127,7 @@ def test_bad_method_prompt_and_bias_refusals() -> None:
     with pytest.raises(InvalidValueError, match="already has method 'read' injected"):
         inject(model, "lora")
     with pytest.raises(InvalidValueError, match="differs from the settings' method"):
-        inject(tiny_bart(), "read", MethodSettings("lora"))
+        inject(tiny_bart(), "read", method_settings("lora"))
 
 
 def test_backbone_methods_report_the_modules_they_train() -> None:
@@ -131,7 +141,7 @@ def test_backbone_methods_report_the_modules_they_train() -> None:
 
 def test_prompt_tokens_installed_where_the_host_reads_them() -> None:
     model = tiny_grounder()
-    report = inject(model, MethodSettings("prompt", prompt_tokens=3))
+    report = inject(model, method_settings("prompt", tokens=3))
     assert model.prompt_tokens.video.shape == (3, 6) and model.prompt_tokens.text.shape == (3, 5)
     assert set(report.trainable) == {
         "prompt_tokens.video",
@@ -152,7 +162,7 @@ def _left_padded_batch(pad_token: int) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("build", [tiny_bart, tiny_t5])
 def test_stock_encoders_publish_padding_so_left_padding_cannot_leak(build: object) -> None:
     model = build()  # type: ignore[operator]
-    inject(model, MethodSettings("read", bottleneck=4))
+    inject(model, method_settings("read", bottleneck=4))
     for parameter in adapter_parameters(model).values():
         nn.init.normal_(parameter, std=0.3)
     encoder = model.get_encoder()
@@ -166,7 +176,7 @@ def test_stock_encoders_publish_padding_so_left_padding_cannot_leak(build: objec
 def test_torch_fast_path_does_not_bypass_adapters() -> None:
     for method in ADDING:
         model = tiny_transformer(batch_first=True)
-        inject(model, MethodSettings(method, bottleneck=4, lora_rank=2))
+        inject(model, small_settings(method))
         for parameter in model.parameters():
             if parameter.requires_grad:
                 nn.init.normal_(parameter, std=0.3)
@@ -184,7 +194,7 @@ def test_torch_fast_path_does_not_bypass_adapters() -> None:
 
 def test_read_in_a_decoder_refuses_a_kv_cache_and_generates_without_one() -> None:
     model = tiny_bart()
-    inject(model, MethodSettings("read", bottleneck=4))
+    inject(model, method_settings("read", bottleneck=4))
     for parameter in adapter_parameters(model).values():
         nn.init.normal_(parameter, std=0.3)
     ids = torch.randint(3, VOCAB, (2, 6), generator=torch.Generator().manual_seed(0))
@@ -204,7 +214,7 @@ def test_lora_uses_peft_on_a_custom_module() -> None:
     from peft.tuners.lora import Linear as LoraLinear
 
     model = tiny_grounder()
-    report = inject(model, MethodSettings("lora", lora_rank=2, lora_alpha=4.0))
+    report = inject(model, method_settings("lora", rank=2, alpha=4.0))
     assert isinstance(model.layers[0].linear1, LoraLinear)
     assert report.modules == ("layers.0.linear1", "layers.0.linear2", "layers.1.linear1", "layers.1.linear2")
     per_layer = 2 * (16 + 32) + 2 * (32 + 16)  # A (r x in) + B (out x r) for linear1 and linear2
@@ -234,7 +244,7 @@ def test_read_count_on_a_bart_base_sized_model(rnn: str, gates: int) -> None:
     with torch.device("meta"):  # sizes only: no memory, no download
         model = BartForConditionalGeneration(_bart_base_config())
     total_before = count_parameters(model).total
-    report = inject(model, MethodSettings("read", bottleneck=59, rnn=rnn))
+    report = inject(model, method_settings("read", bottleneck=59, rnn=rnn))
     d, k = 768, 59
     per_block = 2 * d * k + gates * (2 * k * k + 2 * k)  # W_down, W_up, RNN (W_ih, W_hh, b_ih, b_hh)
     assert report.count.trainable == 12 * per_block

@@ -6,11 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from readcli.adapters.context import SequenceContext, segment_ids_from_masks
-from readcli.adapters.houlsby import HoulsbyAdapter
-from readcli.adapters.read import ReadAdapter
+from readcli.adapters.method import default_bottleneck
+from readcli.adapters.methods.adapter import HoulsbyAdapter
+from readcli.adapters.methods.read import ReadAdapter
+from readcli.adapters.registry import METHODS
 from readcli.adapters.segments import SegmentPlan
-from readcli.adapters.settings import METHODS, MethodSettings, default_bottleneck
+from readcli.adapters.settings import method_settings, settings_from_dict
+from readcli.backbones.contract import SequenceContext, segment_ids_from_masks
 from readcli.errors import InvalidValueError
 
 RNNS = ("rnn", "gru", "lstm")
@@ -186,24 +188,35 @@ def test_houlsby_is_identity_at_init_then_trains() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("method", "knobs", "message"),
     [
         (
-            {"method": "adapterz"},
-            "unknown method 'adapterz': choose one of full, partial, bias, proj, lora, prompt, adapter, read",
+            "adapterz",
+            {},
+            "unknown method 'adapterz': choose one of full, partial, bias, proj, lora, prompt, adapter, "
+            "read, ia3",
         ),
-        ({"bottleneck": 0}, "bottleneck k = 0 is invalid: use a positive integer"),
-        ({"bottleneck": -3}, "bottleneck k = -3 is invalid: use a positive integer"),
-        ({"rnn": "transformer"}, "unknown RNN type 'transformer': choose one of rnn, gru, lstm"),
-        ({"lora_rank": 0}, "lora_rank = 0 is invalid"),
-        ({"lora_alpha": float("nan")}, "lora_alpha = nan is invalid"),
-        ({"dropout": 1.0}, r"dropout = 1.0 is invalid: use a probability in \[0, 1\)"),
-        ({"prompt_tokens": True}, "prompt_tokens = True is invalid"),
+        ("read", {"bottleneck": 0}, "bottleneck k = 0 is invalid: use a positive integer"),
+        ("adapter", {"bottleneck": -3}, "bottleneck k = -3 is invalid: use a positive integer"),
+        ("read", {"rnn": "transformer"}, "unknown RNN type 'transformer': choose one of rnn, gru, lstm"),
+        ("lora", {"rank": 0}, "rank = 0 is invalid"),
+        ("lora", {"alpha": float("nan")}, "alpha = nan is invalid"),
+        ("read", {"dropout": 1.0}, r"dropout = 1.0 is invalid: use a probability in \[0, 1\)"),
+        ("prompt", {"tokens": True}, "tokens = True is invalid"),
+        (
+            "lora",
+            {"bottleneck": 4},
+            "bottleneck is not a setting of method 'lora': its settings are rank, alpha, dropout",
+        ),
+        ("full", {"rnn": "gru"}, "rnn is not a setting of method 'full': it has no settings"),
+        ("read", {"width": 3}, "unknown method setting 'width': the methods' settings are alpha, bottleneck"),
     ],
 )
-def test_bad_settings_give_one_line_naming_value_and_choices(kwargs: dict[str, object], message: str) -> None:
+def test_bad_settings_give_one_line_naming_value_and_choices(
+    method: str, knobs: dict[str, object], message: str
+) -> None:
     with pytest.raises(InvalidValueError, match=message) as info:
-        MethodSettings(**kwargs)  # type: ignore[arg-type]
+        method_settings(method, **knobs)
     assert "\n" not in str(info.value)
 
 
@@ -215,14 +228,16 @@ def test_adapter_constructor_checks_its_arguments() -> None:
 
 
 def test_settings_round_trip_and_defaults() -> None:
-    settings = MethodSettings("read", bottleneck=8, rnn="gru")
-    assert MethodSettings.from_dict(settings.to_dict()) == settings
-    with pytest.raises(InvalidValueError, match="unknown method setting.*rank.*valid keys are"):
-        MethodSettings.from_dict({"method": "lora", "rank": 4})
-    assert MethodSettings("read").resolved(768).bottleneck == default_bottleneck(768) == 64
-    assert MethodSettings("read").resolved(32).bottleneck == 8
-    assert MethodSettings("lora").resolved(768).bottleneck is None
-    assert list(METHODS) == ["full", "partial", "bias", "proj", "lora", "prompt", "adapter", "read"]
+    settings = method_settings("read", bottleneck=8, rnn="gru")
+    assert settings_from_dict(settings.to_dict()) == settings
+    assert settings.to_dict() == {"method": "read", "bottleneck": 8, "dropout": 0.0, "rnn": "gru"}
+    lora = method_settings("lora", rank=4, bottleneck=None, rnn="rnn")  # None and --rnn's default: not given
+    assert settings_from_dict(lora.to_dict()) == lora and lora.to_dict()["rank"] == 4
+    k = default_bottleneck(768)
+    assert method_settings("read").resolved(768) == method_settings("read", bottleneck=k)
+    assert default_bottleneck(768) == 64 and default_bottleneck(32) == 8
+    assert method_settings("lora").resolved(768) == method_settings("lora")
+    assert list(METHODS) == ["full", "partial", "bias", "proj", "lora", "prompt", "adapter", "read", "ia3"]
 
 
 def test_context_caches_derived_plans_per_ids_tensor() -> None:
@@ -254,7 +269,7 @@ def test_package_exports_resolve_and_context_stays_light() -> None:
     for name in adapters.__all__:
         assert getattr(adapters, name) is not None
     code = (
-        "import sys, readcli.adapters.context; "
+        "import sys, readcli.adapters, readcli.backbones.contract; "
         "assert 'peft' not in sys.modules and 'safetensors' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

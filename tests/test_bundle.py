@@ -8,14 +8,23 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from test_adapters_hosts import CASES, tiny_bart, tiny_grounder, tiny_t5, tiny_transformer, train_steps
+from test_adapters_hosts import (
+    CASES,
+    small_settings,
+    tiny_bart,
+    tiny_grounder,
+    tiny_t5,
+    tiny_transformer,
+    train_steps,
+)
 
 from readcli.adapters import fingerprint as fingerprint_module
 from readcli.adapters.bundle import CONFIG_FILE, WEIGHTS_FILE, load_bundle, read_bundle_config, save_bundle
 from readcli.adapters.fingerprint import fingerprint, frozen_tensors
 from readcli.adapters.inject import adapter_parameters, inject, planned_backbone_parameters
-from readcli.adapters.settings import METHODS, MethodSettings
-from readcli.adapters.stock import stock_targets
+from readcli.adapters.registry import METHODS
+from readcli.adapters.settings import method_settings
+from readcli.backbones.stock import stock_targets
 from readcli.errors import BundleError, InputFileError, InvalidValueError
 
 ROUND_TRIPS = (
@@ -34,7 +43,7 @@ def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def _trained_bundle(case_name: str, method: str, directory: Path) -> torch.nn.Module:
     case = CASES[case_name]
     model = case.build(0)
-    inject(model, MethodSettings(method, bottleneck=4, lora_rank=2, prompt_tokens=2))
+    inject(model, small_settings(method))
     train_steps(case, model)
     save_bundle(
         model, directory, backbone_name=f"tiny-{case_name}", task="test", extra_config={"features": {"d": 5}}
@@ -57,7 +66,7 @@ def test_round_trip_gives_identical_outputs_and_holds_no_frozen_tensor(
     stored = load_file(tmp_path / WEIGHTS_FILE)
     trainable = {n for n, p in fresh.named_parameters() if p.requires_grad}
     assert set(stored) == trainable == set(loaded.report.trainable)
-    if method in ("lora", "adapter", "read", "prompt"):  # nothing but adapters (and the host's new head)
+    if method in ("lora", "adapter", "read", "prompt", "ia3"):  # only adapters (and the host's new head)
         assert set(stored) - set(adapter_parameters(fresh)) <= {"new_head.weight", "new_head.bias"}
     config = json.loads((tmp_path / CONFIG_FILE).read_text())
     assert config["method"]["method"] == method and config["extra"] == {"features": {"d": 5}}
@@ -67,7 +76,8 @@ def test_round_trip_gives_identical_outputs_and_holds_no_frozen_tensor(
 def test_config_records_what_architecture_md_asks(tmp_path: Path) -> None:
     _trained_bundle("bart", "read", tmp_path)
     config = read_bundle_config(tmp_path)
-    assert (config.settings.method, config.settings.bottleneck, config.task) == ("read", 4, "test")
+    assert (config.settings.to_dict()["bottleneck"], config.task) == (4, "test")
+    assert config.settings == method_settings("read", bottleneck=4)
     assert config.architecture == "BartForConditionalGeneration"
     assert config.backbone_extra["preset"] == "hf-bart" and config.backbone_extra["encoder.d_model"] == "32"
     raw = json.loads((tmp_path / CONFIG_FILE).read_text())
@@ -197,7 +207,11 @@ def test_a_save_cut_short_keeps_the_previous_bundle_or_leaves_none(
     [
         (lambda c: c.update(format_version=99), "format version 99; this readcli .* reads version 1"),
         (lambda c: c.update(format="something"), "is not a readcli adapter config"),
-        (lambda c: c["method"].update(rank=3), "bad method settings: unknown method setting.s. rank"),
+        (
+            lambda c: c["method"].update(rank=3),
+            "bad method settings: rank is not a setting of method 'read': its settings are bottleneck",
+        ),
+        (lambda c: c["method"].update(width=3), "bad method settings: unknown method setting 'width'"),
         (lambda c: c["method"].update(method="magic"), "unknown method 'magic'"),
         (lambda c: c.pop("task"), "adapter_config.json: missing field 'task'"),
         (lambda c: c["method"].update(bottleneck=10**12), "bottleneck k = 1000000000000 is invalid"),
@@ -224,9 +238,9 @@ def test_save_needs_an_injected_model_and_json_extra(tmp_path: Path) -> None:
         save_bundle(model, tmp_path, backbone_name="x", task="t", extra_config={"f": object()})
     with pytest.raises(InvalidValueError, match="differ from the injected ones"):
         save_bundle(
-            model, tmp_path, backbone_name="x", task="t", method_settings=MethodSettings("read", rnn="gru")
+            model, tmp_path, backbone_name="x", task="t", method_settings=method_settings("read", rnn="gru")
         )
-    save_bundle(model, tmp_path, backbone_name="x", task="t", method_settings=MethodSettings("read"))
+    save_bundle(model, tmp_path, backbone_name="x", task="t", method_settings=method_settings("read"))
     with pytest.raises(InvalidValueError, match="needs a fresh backbone"):
         load_bundle(model, tmp_path)
 
@@ -234,7 +248,7 @@ def test_save_needs_an_injected_model_and_json_extra(tmp_path: Path) -> None:
 def test_fingerprint_ignores_lora_wrappers_and_sees_one_changed_value() -> None:
     plain = tiny_bart()
     targets = stock_targets(plain)
-    settings = MethodSettings("lora", lora_rank=2)
+    settings = method_settings("lora", rank=2)
     before = fingerprint(
         frozen_tensors(plain, planned_backbone_parameters(plain, settings, targets).values())
     )

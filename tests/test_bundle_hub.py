@@ -12,7 +12,7 @@ from test_adapters_hosts import CASES, train_steps
 from readcli.adapters.bundle import CONFIG_FILE, WEIGHTS_FILE, load_bundle, save_bundle
 from readcli.adapters.bundle_source import resolve_adapter
 from readcli.adapters.inject import inject
-from readcli.adapters.settings import MethodSettings
+from readcli.adapters.settings import method_settings
 from readcli.errors import BundleError, OfflineError
 
 MAIN = "1" * 40  # commit of refs/main in the fake cache
@@ -44,7 +44,7 @@ def _publish(bundle: Path, hub: Path, repo_id: str, revision: str, *, main: bool
 def _bundle(folder: Path, seed: int) -> torch.nn.Module:
     case = CASES["host"]
     model = case.build(0)
-    inject(model, MethodSettings("read", bottleneck=4))
+    inject(model, method_settings("read", bottleneck=4))
     torch.manual_seed(seed)
     train_steps(case, model)
     save_bundle(model, folder, backbone_name="tiny-host", task="test")

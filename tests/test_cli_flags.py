@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from readcli.adapters.bundle import save_bundle
 from readcli.adapters.bundle_source import bundle_backbone
 from readcli.adapters.inject import adapter_parameters, inject
-from readcli.adapters.settings import MethodSettings
+from readcli.adapters.settings import method_settings
 from readcli.backbones.moment_detr_config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone, load_backbone, load_card, save_backbone
 from readcli.cli import app
@@ -30,7 +30,7 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _tiny_bundle(folder: Path, backbone_name: str) -> None:
     tiny = build_backbone(tiny_moment_detr_config())
-    inject(tiny, MethodSettings("read", bottleneck=4))
+    inject(tiny, method_settings("read", bottleneck=4))
     save_bundle(tiny, folder, backbone_name=backbone_name, task="tlg", extra_config={"feature_spec": {}})
 
 
@@ -52,7 +52,7 @@ def test_ground_with_only_adapter_loads_the_bundles_backbone_and_vouches_for_it(
 ) -> None:
     parity = shared_data / "moment_detr" / "parity_model.ckpt"
     model = load_backbone(parity)
-    inject(model, MethodSettings("read", bottleneck=4))
+    inject(model, method_settings("read", bottleneck=4))
     with torch.no_grad():
         for parameter in adapter_parameters(model).values():
             parameter.normal_(0, 0.2)

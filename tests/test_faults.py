@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 import readcli.fileio as fileio
 from readcli.adapters.bundle import load_bundle, save_bundle
 from readcli.adapters.inject import adapter_parameters, inject
-from readcli.adapters.settings import MethodSettings
+from readcli.adapters.settings import method_settings
 from readcli.cli import app
 from readcli.features.metadata import array_sha256
 from readcli.features.store import load_feature_array
@@ -127,7 +127,7 @@ def old_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("bundle") / "best"
     model = tiny_grounder()
-    inject(model, MethodSettings("read", bottleneck=4))
+    inject(model, method_settings("read", bottleneck=4))
     with torch.no_grad():
         for parameter in adapter_parameters(model).values():
             parameter.fill_(0.25)

@@ -207,13 +207,13 @@ def test_shard_manifest_and_metadata_readers(scratch: Path, data: st.DataObject)
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     from readcli.adapters.bundle import CONFIG_FILE, save_bundle
     from readcli.adapters.inject import inject
-    from readcli.adapters.settings import MethodSettings
+    from readcli.adapters.settings import method_settings
     from readcli.backbones.moment_detr_config import tiny_moment_detr_config
     from readcli.backbones.registry import build_backbone
 
     folder = tmp_path_factory.mktemp("bundle")
     model = build_backbone(tiny_moment_detr_config())
-    inject(model, MethodSettings("read", bottleneck=4))
+    inject(model, method_settings("read", bottleneck=4))
     save_bundle(model, folder, backbone_name="tiny", task="tlg", extra_config={"feature_spec": {}})
     return folder, json.loads((folder / CONFIG_FILE).read_text())
 

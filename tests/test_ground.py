@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from readcli.adapters.bundle import save_bundle
 from readcli.adapters.inject import adapter_parameters, inject
-from readcli.adapters.settings import MethodSettings
+from readcli.adapters.settings import method_settings
 from readcli.backbones.moment_detr_config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone, load_backbone, load_card, save_backbone
 from readcli.cli import app
@@ -270,7 +270,7 @@ def _spec_json() -> dict[str, Any]:
 
 def test_bundle_for_another_backbone_is_refused(long_video: Path, parity: Path, tmp_path: Path) -> None:
     tiny = build_backbone(tiny_moment_detr_config())
-    inject(tiny, MethodSettings("read", bottleneck=4))
+    inject(tiny, method_settings("read", bottleneck=4))
     save_bundle(tiny, tmp_path / "tiny", backbone_name="tiny", task="tlg", extra_config={"feature_spec": {}})
     result = runner.invoke(
         app,
@@ -284,7 +284,7 @@ def test_bundle_on_its_backbone_changes_the_answer_and_one_without_a_spec_is_ref
     shared_data: Path, parity: Path, encoder: ClipEncoder, tmp_path: Path
 ) -> None:
     model = load_backbone(parity)
-    inject(model, MethodSettings("read", bottleneck=4))
+    inject(model, method_settings("read", bottleneck=4))
     torch.manual_seed(1)
     with torch.no_grad():
         for parameter in adapter_parameters(model).values():

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from readcli.adapters import MethodSettings
+from readcli.adapters import method_settings
 from readcli.adapters.inject import inject
 from readcli.alignment import PVLASettings, pvla_loss
 from readcli.alignment import loss as loss_module
@@ -62,7 +62,7 @@ def _float32_pvla(states: Any) -> torch.Tensor:
 def test_pvla_inside_bf16_autocast_is_the_float32_transport(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
     model = build_backbone(tiny_moment_detr_config(dropout=0.0, input_dropout=0.0))
-    inject(model, MethodSettings(method="read"))
+    inject(model, method_settings("read"))
     model.collect_block_states = True  # type: ignore[assignment]
     batch = _moment_batch()
     seen: list[torch.dtype] = []
@@ -133,7 +133,7 @@ def test_bf16_step_on_cuda_keeps_the_transport_in_float32() -> None:
     torch.manual_seed(0)
     device = torch.device("cuda")
     model = build_backbone(tiny_moment_detr_config(dropout=0.0, input_dropout=0.0)).to(device)
-    inject(model, MethodSettings(method="read"))
+    inject(model, method_settings("read"))
     model.collect_block_states = True  # type: ignore[assignment]
     batch = _moment_batch().to(device)
     with torch.autocast("cuda", dtype=amp_dtype(device, "auto")):

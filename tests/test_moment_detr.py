@@ -320,12 +320,12 @@ def test_train_mode_applies_dropout(tiny: MomentDETR) -> None:
 def _read_step(recompute: bool) -> tuple[float, dict[str, torch.Tensor], int]:
     """One training forward/backward of a READ-injected tiny model (dropout on): loss, adapter grads,
     and the bytes autograd saved for the backward pass."""
-    from readcli.adapters import MethodSettings
+    from readcli.adapters import method_settings
     from readcli.adapters.inject import inject
 
     torch.manual_seed(0)
     model = build_moment_detr(tiny_moment_detr_config())
-    inject(model, MethodSettings(method="read"))
+    inject(model, method_settings("read"))
     model.train()
     for layer in model.transformer.encoder.layers:
         layer.recompute_frozen_attention = recompute

@@ -39,7 +39,7 @@ from typer.testing import CliRunner
 import readcli.fileio as fileio
 from readcli.adapters.bundle import CONFIG_FILE, WEIGHTS_FILE, save_bundle
 from readcli.adapters.inject import inject
-from readcli.adapters.settings import MethodSettings
+from readcli.adapters.settings import method_settings
 from readcli.backbones.moment_detr_config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone, load_backbone
 from readcli.cli import app
@@ -257,12 +257,12 @@ def _jsonl(root: Path, shared_data: Path) -> dict[str, Path]:
 
 def _bundles(root: Path, ground_backbone: Path) -> dict[str, Path]:
     other = build_backbone(tiny_moment_detr_config())
-    inject(other, MethodSettings("read", bottleneck=4))
+    inject(other, method_settings("read", bottleneck=4))
     save_bundle(
         other, root / "bundle_other", backbone_name="tiny", task="tlg", extra_config={"feature_spec": {}}
     )
     model = load_backbone(ground_backbone)
-    inject(model, MethodSettings("read", bottleneck=4))
+    inject(model, method_settings("read", bottleneck=4))
     made = {"bundle_other": root / "bundle_other"}
     for name in ("bundle_missing", "bundle_extra", "bundle_truncated"):
         made[name] = root / name

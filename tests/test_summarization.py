@@ -17,7 +17,7 @@ from test_vision_guided import VIDEO_DIM, _output_linear, inputs, tiny_vg
 from torch import nn
 from typer.testing import CliRunner
 
-from readcli.adapters import MethodSettings, load_bundle, save_bundle
+from readcli.adapters import load_bundle, method_settings, save_bundle
 from readcli.adapters.inject import adapter_parameters, inject
 from readcli.alignment import PVLASettings
 from readcli.backbones.vision_guided_config import GenerationSettings
@@ -80,7 +80,7 @@ def _request(data: Path, out: Path, backbone: Path, **changes: Any) -> FinetuneR
 @pytest.mark.parametrize("family", ["bart", "t5"])
 def test_training_lowers_the_loss(family: str, how2_dir: Path) -> None:
     model = tiny_vg(family)
-    inject(model, MethodSettings("read", bottleneck=4))
+    inject(model, method_settings("read", bottleneck=4))
     limits = How2Limits(video_dim=VIDEO_DIM)
     split = load_how2_split(how2_dir, "train", limits=limits)
     task = SummarizationTask(
@@ -162,7 +162,7 @@ def _trained_bundle(
     family: str, directory: Path, backbone: Path, fusion: dict[str, Any] | None = None
 ) -> Any:
     model = load_vision_guided(backbone, video_dim=VIDEO_DIM, fusion=fusion)
-    inject(model, MethodSettings("read", bottleneck=4))
+    inject(model, method_settings("read", bottleneck=4))
     with torch.no_grad():  # stands in for training: adapters and the fusion head away from identity
         for parameter in adapter_parameters(model).values():
             nn.init.normal_(parameter, std=0.3)
@@ -185,7 +185,7 @@ def test_bundle_round_trip_gives_identical_generations(
     expected = trained.generate(*args, settings)
     assert torch.equal(fresh.generate(*args, settings), expected)
     untrained = load_vision_guided(backbones[family], video_dim=VIDEO_DIM)
-    inject(untrained, MethodSettings("read", bottleneck=4))
+    inject(untrained, method_settings("read", bottleneck=4))
     assert not torch.equal(untrained(**batch)["logits"], fresh(**batch)["logits"])
 
 

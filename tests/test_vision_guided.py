@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from readcli.adapters import MethodSettings, count_parameters
+from readcli.adapters import count_parameters, method_settings
 from readcli.adapters.inject import adapter_parameters, inject
 from readcli.alignment import PVLASettings, pvla_loss
 from readcli.backbones.registry import load_backbone
@@ -192,7 +192,7 @@ def test_intermediate_fusion_layer_feeds_the_later_layers_and_t5_fuses_after_its
 @pytest.mark.parametrize("family", FAMILIES)
 def test_block_states_feed_pvla_and_gradients_reach_read_and_the_fusion(family: str) -> None:
     model = tiny_vg(family)
-    report = inject(model, MethodSettings("read", bottleneck=4))
+    report = inject(model, method_settings("read", bottleneck=4))
     assert len(report.modules) == 4  # 2 encoder + 2 decoder feed-forward outputs
     assert sum(".encoder." in m for m in report.modules) == 2
     assert any(name.startswith("fusion.") for name in report.trainable)  # the new head trains
@@ -238,14 +238,14 @@ def test_adapter_targets_and_method_accounting(family: str) -> None:
         inject(tiny_vg(family), "prompt")
     trained = tiny_vg(family, fusion_trained=True)
     assert trained.adapter_targets().new_heads == ()
-    assert inject(trained, MethodSettings("read", bottleneck=4)).count.trainable < fusion
+    assert inject(trained, method_settings("read", bottleneck=4)).count.trainable < fusion
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_read_generates_without_a_cache_and_each_token_is_the_teacher_forced_argmax(family: str) -> None:
     model = tiny_vg(family)
     _randomise_fusion_output(model)
-    inject(model, MethodSettings("read", bottleneck=4))
+    inject(model, method_settings("read", bottleneck=4))
     for parameter in adapter_parameters(model).values():
         nn.init.normal_(parameter, std=0.3)
     assert not model.uses_kv_cache()
@@ -425,14 +425,14 @@ def test_trainable_parameter_report_at_base_size(
     assert image_transformer == 100_745_216
     extra = image_transformer if family == "bart" else 0  # the presets: VG-T5 leaves out the uncalled one
     assert count_parameters(shipped).total == text_total + fusion + extra
-    report = inject(model, MethodSettings("read", bottleneck=read_k))
+    report = inject(model, method_settings("read", bottleneck=read_k))
     assert report.count.trainable == read_count + fusion
     assert report.count.total == text_total + fusion + read_count
     with torch.device("meta"):  # a VG checkpoint of the shipped setting, image transformer built (T5 too)
         trained = build_vision_guided(
             base_text_config(family), VisionGuidedConfig(family, use_img_trans=True, fusion_trained=True)
         )
-    count = inject(trained, MethodSettings("read", bottleneck=read_k)).count
+    count = inject(trained, method_settings("read", bottleneck=read_k)).count
     assert count.trainable == read_count  # the paper's READ count
     assert count.total == text_total + fusion + image_transformer + read_count
     # the paper's shares (Tables 4-5: 0.47 % on VG-BART, 0.57 % on VG-T5) are READ over this total
@@ -460,11 +460,9 @@ def test_a_new_head_starts_as_the_official_one() -> None:
 @pytest.mark.parametrize("kind", [0, 5])
 def test_every_method_trains_with_pvla_on_both_official_variants(family: str, kind: int) -> None:
     """READ and every baseline (prompt is refused for seq2seq) inject, and token loss + PVLA reach them."""
-    for method in ("full", "partial", "bias", "proj", "lora", "adapter", "read"):
+    for method in ("full", "partial", "bias", "proj", "lora", "adapter", "read", "ia3"):
         model = tiny_vg(family, video_dim=16, cross_attn_type=kind, use_img_trans=True, fusion_heads=4)
-        settings = (
-            MethodSettings(method, bottleneck=4) if method in ("read", "adapter") else MethodSettings(method)
-        )
+        settings = method_settings(method, bottleneck=4 if method in ("read", "adapter") else None)
         report = inject(model, settings)
         model.train()
         model.collect_block_states = True

@@ -1,8 +1,9 @@
 """READ and the baseline fine-tuning methods, one injection mechanism, parameter accounting, bundles.
 
-Names are imported on first use, so `readcli.adapters.context` (imported by every backbone) does not
-pull in peft or safetensors. `inject` and `fingerprint` share their module's name, so import them from
-`readcli.adapters.inject` and `readcli.adapters.fingerprint`. See docs/adapters.md.
+One module per method under `readcli.adapters.methods`, listed in `readcli.adapters.registry`. Names
+are imported on first use, so importing the package pulls in neither peft nor safetensors. `inject`
+and `fingerprint` share their module's name, so import them from `readcli.adapters.inject` and
+`readcli.adapters.fingerprint`. See docs/adapters.md.
 """
 
 from __future__ import annotations
@@ -11,18 +12,20 @@ from readcli.lazy import lazy_exports
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    "SequenceContext": "readcli.adapters.context",
-    "segment_ids_from_masks": "readcli.adapters.context",
     "SegmentPlan": "readcli.adapters.segments",
-    "ReadAdapter": "readcli.adapters.read",
-    "HoulsbyAdapter": "readcli.adapters.houlsby",
-    "PromptTokens": "readcli.adapters.prompt",
-    "METHODS": "readcli.adapters.settings",
+    "ReadAdapter": "readcli.adapters.methods.read",
+    "HoulsbyAdapter": "readcli.adapters.methods.adapter",
+    "PromptTokens": "readcli.adapters.methods.prompt",
+    "IA3Scaling": "readcli.adapters.methods.ia3",
+    "METHODS": "readcli.adapters.registry",
+    "METHOD_SPECS": "readcli.adapters.registry",
+    "MethodSpec": "readcli.adapters.method",
     "MethodSettings": "readcli.adapters.settings",
-    "default_bottleneck": "readcli.adapters.settings",
+    "method_settings": "readcli.adapters.settings",
+    "settings_from_dict": "readcli.adapters.settings",
+    "default_bottleneck": "readcli.adapters.method",
     "InjectionReport": "readcli.adapters.inject",
     "injection_of": "readcli.adapters.inject",
-    "stock_targets": "readcli.adapters.stock",
     "ParameterCount": "readcli.adapters.accounting",
     "count_parameters": "readcli.adapters.accounting",
     "save_bundle": "readcli.adapters.bundle",

@@ -16,7 +16,7 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from readcli import __version__
-from readcli.adapters.context import SequenceContext
 from readcli.adapters.fingerprint import fingerprint, frozen_tensors
 from readcli.adapters.inject import (
     InjectionReport,
@@ -37,8 +36,9 @@ from readcli.adapters.inject import (
     planned_backbone_parameters,
     resolve_targets,
 )
-from readcli.adapters.settings import MethodSettings
-from readcli.backbones.base import AdapterTargets
+from readcli.adapters.method import MethodConfig
+from readcli.adapters.settings import settings_from_dict
+from readcli.backbones.contract import AdapterTargets, SequenceContext
 from readcli.errors import BundleError, InputFileError, InvalidValueError
 from readcli.fileio import atomic_replace, atomic_write_bytes, atomic_write_json
 from readcli.records import read_json_file, validate
@@ -55,7 +55,7 @@ FORMAT_VERSION = 1
 class BundleConfig:
     """The parsed `adapter_config.json`."""
 
-    settings: MethodSettings
+    settings: MethodConfig
     task: str
     backbone_name: str
     architecture: str
@@ -108,7 +108,7 @@ def save_bundle(
     *,
     backbone_name: str,
     task: str,
-    method_settings: MethodSettings | None = None,
+    method_settings: MethodConfig | None = None,
     extra_config: Mapping[str, Any] | None = None,
     source: str | os.PathLike[str] | None = None,
 ) -> BundleConfig:
@@ -120,8 +120,9 @@ def save_bundle(
     if report is None:
         raise InvalidValueError("save_bundle needs a model prepared by readcli.adapters.inject()")
     if method_settings is not None:
-        given = replace(method_settings, bottleneck=method_settings.bottleneck or report.settings.bottleneck)
-        if given != report.settings:
+        injected = report.settings.to_dict()  # a knob left None (k) matches the value inject resolved
+        given = {k: v for k, v in method_settings.to_dict().items() if v is not None}
+        if any(injected.get(k) != v for k, v in given.items()):
             raise InvalidValueError(
                 f"method settings {method_settings} differ from the injected ones {report.settings}"
             )
@@ -192,7 +193,7 @@ def read_bundle_config(directory: str | os.PathLike[str]) -> BundleConfig:
     backbone = _field(data, "backbone", dict, path)
     weights = _field(data, "weights", dict, path)
     try:
-        settings = MethodSettings.from_dict(_field(data, "method", dict, path))
+        settings = settings_from_dict(_field(data, "method", dict, path))
     except InvalidValueError as err:
         raise BundleError(f"{path}: bad method settings: {err}") from None
     return BundleConfig(

@@ -43,7 +43,8 @@ def bundle_folder(spec: str) -> Path:
         raise BundleError(
             f"--adapter {spec}: no such folder, and not a Hugging Face Hub id (ORG/NAME or ORG/NAME@REVISION)"
         )
-    from readcli.adapters.bundle import CONFIG_FILE, WEIGHTS_FILE  # (imports torch: only when needed)
+    # lazy: the bundle module imports torch and the hub client huggingface_hub; only a hub id needs them
+    from readcli.adapters.bundle import CONFIG_FILE, WEIGHTS_FILE
     from readcli.weights.hub import snapshot, split_revision
 
     repo_id, revision = split_revision(spec)
@@ -62,7 +63,8 @@ def bundle_backbone(adapter: str | Path | None, given: str | None, default: str)
         return given
     if adapter is None:
         return default
-    from readcli.adapters.bundle import read_bundle_config  # (imports torch: only when needed)
+    # lazy: these import torch; a run that names its backbone never reads the bundle's config here
+    from readcli.adapters.bundle import read_bundle_config
     from readcli.backbones.presets import card_name
     from readcli.backbones.vision_guided_io import VG_PRESETS
 

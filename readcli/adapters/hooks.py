@@ -8,13 +8,16 @@ not a wrapper module.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from readcli.adapters.context import SequenceContext
+from readcli.adapters.method import BottleneckConfig, MethodConfig, Site
 from readcli.adapters.segments import SegmentPlan
+from readcli.adapters.targets import feed_forward_matches
+from readcli.backbones.contract import SequenceContext
 from readcli.errors import InvalidValueError
 
 ADAPTER_NAME = "adapter"
@@ -59,6 +62,25 @@ def attach_adapter(
         raise InvalidValueError(f"{type(linear).__name__} already carries an adapter; build a fresh backbone")
     linear.add_module(ADAPTER_NAME, adapter)
     linear.register_forward_hook(FeedForwardHook(context, stream, batch_first))
+
+
+def install_on_feed_forward(
+    site: Site, config: BottleneckConfig, build: Callable[[nn.Linear, int], nn.Module], *, method: str
+) -> tuple[MethodConfig, list[str]]:
+    """`build(linear, k)` on every feed-forward output linear, attached; k resolved for the width."""
+    matches = feed_forward_matches(site.model, site.targets, method=method)
+    resolved = config.resolved(matches[0][1].out_features)
+    k = resolved.bottleneck if isinstance(resolved, BottleneckConfig) else None
+    assert k is not None  # resolved() fills it in
+    for _, linear, target in matches:
+        attach_adapter(
+            linear,
+            build(linear, k),
+            context=site.context,
+            stream=target.stream,
+            batch_first=target.batch_first,
+        )
+    return resolved, [name for name, _, _ in matches]
 
 
 def _noop_pre_hook(module: nn.Module, args: tuple[Any, ...]) -> None:

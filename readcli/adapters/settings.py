@@ -1,121 +1,88 @@
-"""The fine-tuning methods and their settings: one frozen dataclass, validated on construction.
+"""Method settings: a tagged union of the methods' configs, built in one place.
 
-Every method is one name, installed by `readcli.adapters.inject`. The defaults and the choice of the
-bottleneck k per backbone width are explained in docs/adapters.md.
+`method_settings(method, **knobs)` is the one entry point for pipelines, the demo and tests: a knob
+given as None is "not given"; a knob the method does not have is refused in one line, unless it holds
+the value every method that has it takes by default (the CLI passes `--rnn`'s default whatever the
+method). `settings_from_dict` reads what bundles store: the tagged form written since the method
+registry ({"method": "lora", "rank": 8, "alpha": 16.0, "dropout": 0.0}) and the flat form of earlier
+bundles (every method's knobs always present: bottleneck, rnn, lora_rank, lora_alpha, prompt_tokens,
+dropout), whose other methods' keys must hold their old defaults. docs/adapters.md.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import MISSING, fields
 from typing import Any
 
-from readcli.errors import InvalidValueError, choices_text, reject_unknown_keys
+from readcli.adapters.method import MethodConfig, default_bottleneck
+from readcli.adapters.registry import METHOD_SPECS, METHODS, spec_of
+from readcli.errors import InvalidValueError, choices_text
 
-# method name -> what it trains (a plain registry: a miss lists the choices)
-METHODS: dict[str, str] = {
-    "full": "every backbone parameter (full fine-tuning)",
-    "partial": "the last encoder and the last decoder layer",
-    "bias": "every bias term (BitFit)",
-    "proj": "the last linear projection(s) before the task outputs",
-    "lora": "low-rank updates of the declared linears (peft LoRA)",
-    "prompt": "learnable tokens prepended to the video and the text input",
-    "adapter": "a Houlsby down-up bottleneck after each feed-forward output",
-    "read": "READ: a recurrent bottleneck after each feed-forward output",
-}
-RNN_CHOICES: tuple[str, ...] = ("rnn", "gru", "lstm")
-# Methods that add a bottleneck of width k (READ, Houlsby).
-BOTTLENECK_METHODS = frozenset({"read", "adapter"})
+# The type of any method's settings (the union's base); kept under its old name for annotations.
+MethodSettings = MethodConfig
+# knob names of the flat bundle form -> the knob they became (in the one method that has it)
+LEGACY_KNOBS: dict[str, str] = {"lora_rank": "rank", "lora_alpha": "alpha", "prompt_tokens": "tokens"}
 
-
-def method_names() -> tuple[str, ...]:
-    return tuple(METHODS)
+__all__ = [
+    "LEGACY_KNOBS",
+    "METHODS",
+    "MethodSettings",
+    "default_bottleneck",
+    "method_settings",
+    "settings_from_dict",
+]
 
 
-def check_method(method: object) -> str:
-    if not isinstance(method, str) or method not in METHODS:
-        raise InvalidValueError(f"unknown method {method!r}: choose one of {choices_text(METHODS)}")
-    return method
+def _defaults(knob: str) -> list[Any]:
+    """The defaults `knob` has in the methods that have it (none when no method has it)."""
+    found = []
+    for spec in METHOD_SPECS.values():
+        for f in fields(spec.config):
+            if f.name == knob and f.default is not MISSING:
+                found.append(f.default)
+    return found
 
 
-def check_rnn(rnn: object) -> str:
-    if not isinstance(rnn, str) or rnn not in RNN_CHOICES:
-        raise InvalidValueError(f"unknown RNN type {rnn!r}: choose one of {choices_text(RNN_CHOICES)}")
-    return rnn
+def _settings_text(config: type[MethodConfig]) -> str:
+    knobs = config.knobs()
+    return f"its settings are {', '.join(knobs)}" if knobs else "it has no settings"
 
 
-# Upper bounds that keep a typo from sizing an allocation: READ's recurrence is k x k per layer, so
-# k = 4096 is already 64 MB a layer (the paper's k is at most a few hundred; docs/adapters.md).
-MAX_BOTTLENECK = 4096
-MAX_LORA_RANK = 4096
-MAX_PROMPT_TOKENS = 1024
+def method_settings(method: str, **knobs: Any) -> MethodConfig:
+    """The validated config of `method` from its knobs (None = not given; see the module docstring)."""
+    return _build(method, knobs, {})
 
 
-def check_positive_int(name: str, value: object, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise InvalidValueError(f"{name} = {value!r} is invalid: use a positive integer")
-    if maximum is not None and value > maximum:
-        raise InvalidValueError(f"{name} = {value!r} is invalid: use a positive integer <= {maximum}")
-    return value
+def _build(method: str, knobs: Mapping[str, Any], shown: Mapping[str, str]) -> MethodConfig:
+    """`method_settings`; `shown` maps a knob to the name a file gave it, for the messages."""
+    config = spec_of(method).config
+    own = set(config.knobs())
+    given: dict[str, Any] = {}
+    for knob, value in knobs.items():
+        if value is None:
+            continue
+        if knob in own:
+            given[knob] = value
+            continue
+        defaults = _defaults(knob)
+        if not defaults:
+            every = sorted({k for spec in METHOD_SPECS.values() for k in spec.config.knobs()})
+            raise InvalidValueError(
+                f"unknown method setting {shown.get(knob, knob)!r}: the methods' settings are "
+                f"{choices_text(every)}"
+            )
+        if any(value != default for default in defaults):
+            raise InvalidValueError(
+                f"{shown.get(knob, knob)} is not a setting of method {method!r}: {_settings_text(config)}"
+            )
+    return config(**given)
 
 
-def check_dropout(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) < 1.0:
-        raise InvalidValueError(f"dropout = {value!r} is invalid: use a probability in [0, 1)")
-    return float(value)
-
-
-def default_bottleneck(d_model: int) -> int:
-    """k for a backbone of width d when none is given: d / 4, kept within [8, 64] (docs/adapters.md)."""
-    return min(64, max(8, d_model // 4))
-
-
-@dataclass(frozen=True)
-class MethodSettings:
-    """One fine-tuning method and its knobs; fields a method does not use are ignored by it.
-
-    bottleneck: READ / Houlsby width k; None picks `default_bottleneck(d_model)` at injection.
-    rnn: READ's recurrence (rnn, gru, lstm). lora_rank / lora_alpha: LoRA r and alpha.
-    prompt_tokens: learnable tokens per modality for `prompt`. dropout: inside adapters and LoRA.
-    """
-
-    method: str = "read"
-    bottleneck: int | None = None
-    rnn: str = "rnn"
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
-    prompt_tokens: int = 10
-    dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        check_method(self.method)
-        if self.bottleneck is not None:
-            check_positive_int("bottleneck k", self.bottleneck, MAX_BOTTLENECK)
-        check_rnn(self.rnn)
-        check_positive_int("lora_rank", self.lora_rank, MAX_LORA_RANK)
-        alpha = self.lora_alpha
-        if (
-            isinstance(alpha, bool)
-            or not isinstance(alpha, int | float)
-            or not math.isfinite(alpha)
-            or alpha <= 0
-        ):
-            raise InvalidValueError(f"lora_alpha = {alpha!r} is invalid: use a positive number")
-        check_positive_int("prompt_tokens", self.prompt_tokens, MAX_PROMPT_TOKENS)
-        check_dropout(self.dropout)
-
-    def resolved(self, d_model: int) -> MethodSettings:
-        """These settings with k filled in for a backbone of width `d_model` (bottleneck methods only)."""
-        if self.method in BOTTLENECK_METHODS and self.bottleneck is None:
-            return replace(self, bottleneck=default_bottleneck(d_model))
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MethodSettings:
-        """Settings from a JSON object; unknown keys are errors that list the known ones."""
-        reject_unknown_keys(cls, data, "method setting(s)")
-        return cls(**dict(data))
+def settings_from_dict(data: Mapping[str, Any]) -> MethodConfig:
+    """Settings from a bundle's JSON object, tagged or flat (earlier bundles); one line when refused."""
+    knobs = {LEGACY_KNOBS.get(key, key): value for key, value in data.items() if key != "method"}
+    if len(knobs) != len(data) - ("method" in data):
+        raise InvalidValueError(f"a setting is given twice, under its old and its new name: {sorted(data)}")
+    shown = {new: old for old, new in LEGACY_KNOBS.items() if old in data}
+    return _build(data.get("method", "read"), knobs, shown)

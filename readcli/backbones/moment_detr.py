@@ -21,9 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from readcli.adapters.context import SequenceContext, segment_ids_from_masks
-from readcli.backbones.base import AdapterTargets, BlockStates, FeedForwardTarget, PromptSpec
+from readcli.backbones.base import BlockStates
 from readcli.backbones.checkpoint import state_layout_of
+from readcli.backbones.contract import (
+    AdapterTargets,
+    FeedForwardTarget,
+    PromptSpec,
+    SequenceContext,
+    segment_ids_from_masks,
+)
 from readcli.backbones.moment_detr_config import MomentDETRConfig
 from readcli.backbones.moment_detr_layers import (
     MLP,
@@ -93,6 +99,7 @@ class MomentDETR(nn.Module):
             ),
             projection=(r"class_embed", r"span_embed\.layers\.2", r"saliency_proj"),
             lora=(r"transformer\.(encoder|decoder)\.layers\.\d+\.linear[12]",),
+            key_value=(r"transformer\.(encoder|decoder)\.layers\.\d+\.(self_attn|multihead_attn)",),
             prompt=PromptSpec(self.config.hidden_dim, self.config.hidden_dim),
             extra={
                 "hidden_dim": str(self.config.hidden_dim),

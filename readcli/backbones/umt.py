@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from readcli.adapters.context import SequenceContext
-from readcli.backbones.base import AdapterTargets, BlockStates, FeedForwardTarget
+from readcli.backbones.base import BlockStates
 from readcli.backbones.checkpoint import state_layout_of
+from readcli.backbones.contract import AdapterTargets, FeedForwardTarget, SequenceContext
 from readcli.backbones.umt_blocks import (
     BoundaryHead,
     CrossModalEncoder,
@@ -106,6 +106,7 @@ class UMT(nn.Module):
             projection=tuple(projection),
             lora=(r"(video_enc|audio_enc|cross_enc|query_dec)\..*\.(att\d?\.[qv]|ffn\d?\.mapping\.[03])",),
             prompt=None,
+            key_value=(r"(video_enc|audio_enc|cross_enc|query_dec)\..*\.att\d?\.[kv]",),
             extra={k: str(v) for k, v in cfg.to_dict().items() if k not in ("dropout", "input_dropout",
                                                                           "query_dropout")},
         )  # fmt: skip

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from readcli.adapters.context import SequenceContext
-from readcli.adapters.stock import install_stream_sources, stock_preset
-from readcli.backbones.base import AdapterTargets, BlockStates
+from readcli.backbones.base import BlockStates
+from readcli.backbones.contract import AdapterTargets, SequenceContext
+from readcli.backbones.stock import install_stream_sources, stock_preset
 from readcli.backbones.vision_guided_config import (
     OFFICIAL_FUSION_HEADS,
     GenerationSettings,
@@ -137,6 +137,7 @@ class VisionGuidedSeq2Seq(nn.Module):
             # the tied lm_head would train the whole embedding matrix; the last untied linear instead
             projection=(re.escape(last_ff),),
             lora=stock.lora,
+            key_value=stock.key_value,
             new_heads=() if self.config.fusion_trained else ("fusion",),
             extra=extra,
         )
@@ -218,11 +219,8 @@ class VisionGuidedSeq2Seq(nn.Module):
 
     # --- generation ----------------------------------------------------------------------------
     def uses_kv_cache(self) -> bool:
-        """False with READ injected: its decoder recurrence cannot run one token at a time."""
-        from readcli.adapters.inject import injection_of  # here: it pulls in peft
-
-        report = injection_of(self)
-        return report is None or report.settings.method != "read"
+        """False with a sequence-mixing adapter (READ) installed: it cannot run one token at a time."""
+        return self.sequence_context.kv_cache_usable
 
     @torch.no_grad()
     def generate(

@@ -2,8 +2,8 @@
 
 `default` rows run in every `readcli demo`; the others (the paper's ablations: full mass, GRU and
 LSTM, pooled cosine and L2 distances instead of OT as in its Table 9, a PVLA weight x mass grid, the
-UMT backbone) run with `--full`. READ without PVLA is a default row: it is the comparison that
-isolates PVLA. docs/demo.md.
+UMT backbone; and (IA)^3, a method the paper does not compare) run with `--full` or by name with
+`--method`. READ without PVLA is a default row: it is the comparison that isolates PVLA. docs/demo.md.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from readcli.adapters.settings import MethodSettings
+from readcli.adapters.settings import MethodSettings, method_settings
 from readcli.alignment import PVLASettings
 from readcli.errors import InvalidValueError, choices_text
 
@@ -48,9 +48,7 @@ def _baselines() -> tuple[DemoMethod, ...]:
         ("adapter", "Adapter (Houlsby)"),
     ):
         rows.append(
-            DemoMethod(
-                name, label, "baseline", MethodSettings(method=name), full_lr=name in ("full", "partial")
-            )
+            DemoMethod(name, label, "baseline", method_settings(name), full_lr=name in ("full", "partial"))
         )
     return tuple(rows)
 
@@ -70,10 +68,8 @@ def _ablations(read: MethodSettings) -> tuple[DemoMethod, ...]:
     )
     return (
         row("read-pvla-fullmass", "READ-PVLA, full-mass OT (s = 1)", pvla=PVLASettings(mass=1.0)),
-        row("read-pvla-gru", "READ-PVLA, GRU", MethodSettings(method="read", rnn="gru"), pvla=PVLA_DEFAULT),
-        row(
-            "read-pvla-lstm", "READ-PVLA, LSTM", MethodSettings(method="read", rnn="lstm"), pvla=PVLA_DEFAULT
-        ),
+        row("read-pvla-gru", "READ-PVLA, GRU", method_settings("read", rnn="gru"), pvla=PVLA_DEFAULT),
+        row("read-pvla-lstm", "READ-PVLA, LSTM", method_settings("read", rnn="lstm"), pvla=PVLA_DEFAULT),
         row("read-cosine", "READ + pooled cosine distance", pvla=PVLA_DEFAULT, alignment="pooled-cosine"),
         row("read-l2", "READ + pooled L2 distance", pvla=PVLA_DEFAULT, alignment="pooled-l2"),
         *grid,
@@ -82,12 +78,14 @@ def _ablations(read: MethodSettings) -> tuple[DemoMethod, ...]:
 
 
 def _rows() -> tuple[DemoMethod, ...]:
-    read = MethodSettings(method="read")
+    read = method_settings("read")
     return (
         *_baselines(),
         DemoMethod("read", "READ (= READ-PVLA w/o PVLA)", "ablation", read),
         DemoMethod(REFERENCE, "READ-PVLA", "ours", read, PVLA_DEFAULT),
         *_ablations(read),
+        # not in the paper's tables, so not a default row: the default tables stay the paper's comparison
+        DemoMethod("ia3", "(IA)^3", "baseline", method_settings("ia3"), default=False),
     )
 
 

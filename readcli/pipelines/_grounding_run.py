@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from readcli.adapters import MethodSettings, save_bundle
+from readcli.adapters import method_settings, save_bundle
 from readcli.adapters.inject import inject
 from readcli.alignment import PVLASettings
 from readcli.backbones.registry import load_backbone
@@ -63,7 +63,7 @@ class GroundingRun(RecordedRun):
 
 def prepare_grounding_run(request: FinetuneRequest, pvla: PVLASettings | None) -> GroundingRun:
     """Load data and backbone, check they fit, inject the method: everything before the first step."""
-    settings = MethodSettings(method=request.method, bottleneck=request.bottleneck, rnn=request.rnn)
+    settings = method_settings(request.method, bottleneck=request.bottleneck, rnn=request.rnn)
     if request.domain is not None and request.domain.lower() == "all":
         raise InvalidValueError(
             "domain 'all' trains one run per domain: use readcli.pipelines.highlights.run_domains "

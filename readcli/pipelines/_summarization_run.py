@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from readcli.adapters import MethodSettings, save_bundle
+from readcli.adapters import method_settings, save_bundle
 from readcli.adapters.inject import inject
 from readcli.alignment import PVLASettings
 from readcli.backbones.vision_guided import VisionGuidedSeq2Seq
@@ -67,7 +67,7 @@ class SummarizationRun(RecordedRun):
 
 def prepare_summarization_run(request: FinetuneRequest, pvla: PVLASettings | None) -> SummarizationRun:
     """Load backbone and data, check they fit, inject the method: everything before the first step."""
-    settings = MethodSettings(method=request.method, bottleneck=request.bottleneck, rnn=request.rnn)
+    settings = method_settings(request.method, bottleneck=request.bottleneck, rnn=request.rnn)
     generation = generation_settings(request)  # validates before any heavy work
     seed_everything(request.train.seed)  # a new fusion head's initialisation is part of the run's seed
     model = load_vision_guided(request.backbone, video_dim=request.video_dim, fusion=request.fusion_options)

@@ -16,7 +16,7 @@ from readcli.cli.common import console, error_boundary
 METHOD_NAMES = (
     "full, partial, bias, proj, lora, prompt, adapter, read, read-pvla, read-pvla-fullmass, read-pvla-gru, "
     "read-pvla-lstm, read-cosine, read-l2, read-pvla-w0.3-m0.3, read-pvla-w0.3-m0.8, read-pvla-w3-m0.3, "
-    "read-pvla-w3-m0.8, umt-read-pvla"
+    "read-pvla-w3-m0.8, umt-read-pvla, ia3"
 )
 
 

@@ -11,16 +11,41 @@ L longest segment.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from readcli.adapters.hooks import install_on_feed_forward
+from readcli.adapters.method import (
+    BottleneckConfig,
+    MethodConfig,
+    MethodSpec,
+    Site,
+    check_dropout,
+    check_positive_int,
+    check_rnn,
+    owns_modules_of,
+)
 from readcli.adapters.segments import SegmentPlan
-from readcli.adapters.settings import check_dropout, check_positive_int, check_rnn
+from readcli.backbones.stock import install_stream_sources
 from readcli.errors import InvalidValueError
 
 RNN_TYPES: dict[str, Callable[..., nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+@dataclass(frozen=True)
+class ReadConfig(BottleneckConfig):
+    """bottleneck k (None = d / 4, within [8, 64], at injection), the recurrence (rnn, gru, lstm), dropout."""
+
+    method: ClassVar[str] = "read"
+    rnn: str = "rnn"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_rnn(self.rnn)
 
 
 class ReadAdapter(nn.Module):
@@ -91,3 +116,28 @@ class ReadAdapter(nn.Module):
 
     def extra_repr(self) -> str:
         return f"rnn={self.rnn_type}"
+
+
+def install(site: Site, config: ReadConfig) -> tuple[MethodConfig, list[str]]:
+    """A READ adapter on every feed-forward output linear; a stock model's stacks then publish segments."""
+
+    def build(linear: nn.Linear, k: int) -> nn.Module:
+        weight = linear.weight
+        return ReadAdapter(
+            linear.out_features, k, config.rnn, config.dropout, device=weight.device, dtype=weight.dtype
+        )
+
+    resolved, names = install_on_feed_forward(site, config, build, method="READ")
+    install_stream_sources(site.model, site.context, site.stream_sources)
+    site.context.mark_sequence_mixing()  # the recurrence cannot decode with a key-value cache
+    return resolved, names
+
+
+SPEC = MethodSpec(
+    "read",
+    "READ: a recurrent bottleneck after each feed-forward output",
+    ReadConfig,
+    install=install,
+    owns=owns_modules_of(ReadAdapter),
+    hooks_modules=True,
+)

@@ -11,11 +11,34 @@ Dimension letters: B batch, N tokens, P prompt tokens, D width.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 from torch import nn
 
-from readcli.adapters.settings import check_positive_int
+from readcli.adapters.method import (
+    MAX_PROMPT_TOKENS,
+    MethodConfig,
+    MethodSpec,
+    MethodUnavailable,
+    Site,
+    check_positive_int,
+    owns_modules_of,
+)
+from readcli.adapters.targets import architecture_of, reference_placement
 from readcli.errors import InvalidValueError
+
+
+@dataclass(frozen=True)
+class PromptConfig(MethodConfig):
+    """`tokens`: learnable tokens per modality (the same number on the video and the text side)."""
+
+    method: ClassVar[str] = "prompt"
+    tokens: int = 10
+
+    def __post_init__(self) -> None:
+        check_positive_int("tokens", self.tokens, MAX_PROMPT_TOKENS)
 
 
 class PromptTokens(nn.Module):
@@ -65,3 +88,29 @@ class PromptTokens(nn.Module):
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The two token matrices, so the module can also be called."""
         return self.video, self.text
+
+
+def install(site: Site, config: PromptConfig) -> tuple[MethodConfig, list[str]]:
+    """A `PromptTokens` at `model.prompt_tokens`, as wide as the backbone's `PromptSpec` says."""
+    model, spec = site.model, site.targets.prompt
+    if spec is None:
+        raise MethodUnavailable(
+            f"{architecture_of(model)} does not accept prompt tokens (its AdapterTargets.prompt is None)"
+        )
+    if getattr(model, "prompt_tokens", None) is not None:
+        raise InvalidValueError(
+            f"{architecture_of(model)} already carries prompt tokens; build a fresh backbone"
+        )
+    device, dtype = reference_placement(model)
+    n = config.tokens
+    model.prompt_tokens = PromptTokens(n, n, spec.video_dim, spec.text_dim, device=device, dtype=dtype)
+    return config, ["prompt_tokens"]
+
+
+SPEC = MethodSpec(
+    "prompt",
+    "learnable tokens prepended to the video and the text input",
+    PromptConfig,
+    install=install,
+    owns=owns_modules_of(PromptTokens),
+)

@@ -1,9 +1,11 @@
 """Adapter targets for stock modules: torch `nn.TransformerEncoder`/`Decoder`, HF BART and T5.
 
 readcli backbones declare their own targets (`AdapterHost.adapter_targets()`); these presets let the
-same injection work on stock models, e.g. in tests and as building blocks. A stock model does not
-publish segment ids itself, so a preset also names, per stream, the forward argument that carries its
-padding mask (and its key-value cache), read by a forward pre-hook (`install_stream_sources`).
+same injection work on stock models, e.g. in tests and as building blocks (the vision-guided backbone
+is one). A stock model does not publish segment ids itself, so a preset also names, per stream, the
+forward argument that carries its padding mask (and its key-value cache), read by a forward pre-hook
+(`install_stream_sources`). The presets describe how each backbone family names its blocks and where
+its padding comes from, so they live on the backbone side of the contract (readcli/backbones/contract.py).
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from readcli.adapters.context import SequenceContext, segment_ids_from_masks
-from readcli.backbones.base import AdapterTargets, FeedForwardTarget
+from readcli.backbones.contract import (
+    AdapterTargets,
+    FeedForwardTarget,
+    SequenceContext,
+    segment_ids_from_masks,
+)
 from readcli.errors import InvalidValueError
 
 
@@ -48,6 +54,7 @@ class _Family:
     layers: str  # attribute holding the block list
     feed_forward: str
     lora: str
+    key_value: str  # modules computing attention keys/values ((IA)^3)
     mask_argument: tuple[str, str]  # (encoder, decoder)
     marks_padding: bool
     cache_argument: str | None
@@ -55,15 +62,18 @@ class _Family:
 
 _TORCH = _Family(
     "torch-transformer", "layers", r"layers\.\d+\.linear2", r"layers\.\d+\.linear[12]",
+    r"layers\.\d+\.(self_attn|multihead_attn)",
     ("src_key_padding_mask", "tgt_key_padding_mask"), True, None,
 )  # fmt: skip
 _BART = _Family(
     "hf-bart", "layers", r"layers\.\d+\.fc2", r"layers\.\d+\.(self_attn|encoder_attn)\.(q_proj|v_proj)",
+    r"layers\.\d+\.(self_attn|encoder_attn)\.(k_proj|v_proj)",
     ("attention_mask", "attention_mask"), False, "past_key_values",
 )  # fmt: skip
 _T5 = _Family(
     "hf-t5", "block", r"block\.\d+\.layer\.\d+\.DenseReluDense\.wo",
     r"block\.\d+\.layer\.\d+\.(SelfAttention|EncDecAttention)\.(q|v)",
+    r"block\.\d+\.layer\.\d+\.(SelfAttention|EncDecAttention)\.(k|v)",
     ("attention_mask", "attention_mask"), False, "past_key_values",
 )  # fmt: skip
 
@@ -75,6 +85,7 @@ def _classify(module: nn.Module) -> tuple[_Family, str] | None:
     if isinstance(module, nn.TransformerDecoder):
         return _TORCH, "decoder"
     try:
+        # lazy: transformers is heavy; a torch-only model is classified without it
         from transformers.models.bart.modeling_bart import BartDecoder, BartEncoder
         from transformers.models.t5.modeling_t5 import T5Stack
     except ImportError:  # pragma: no cover - transformers is a dependency
@@ -112,7 +123,7 @@ def stock_preset(model: nn.Module) -> StockPreset | None:
     if not found:
         return None
     kinds = Counter(kind for _, _, kind, _ in found)
-    feed_forward, partial, lora, sources = [], [], [], []
+    feed_forward, partial, lora, key_value, sources = [], [], [], [], []
     extra = {"class": type(model).__name__}
     for prefix, family, kind, stack in found:
         stream = kind if kinds[kind] == 1 else f"{kind}@{prefix}"
@@ -120,6 +131,7 @@ def stock_preset(model: nn.Module) -> StockPreset | None:
         feed_forward.append(FeedForwardTarget(_under(prefix, family.feed_forward), stream, batch_first))
         partial.append(_under(prefix, f"{family.layers}\\.{n_blocks - 1}"))
         lora.append(_under(prefix, family.lora))
+        key_value.append(_under(prefix, family.key_value))
         mask_argument = family.mask_argument[kind == "decoder"]
         cache = family.cache_argument if kind == "decoder" else None
         sources.append(StreamSource(prefix, stream, mask_argument, family.marks_padding, cache))
@@ -132,7 +144,7 @@ def stock_preset(model: nn.Module) -> StockPreset | None:
     projection = ("lm_head",) if "lm_head" in names else ()
     targets = AdapterTargets(
         feed_forward=tuple(feed_forward), partial=tuple(partial), projection=projection,
-        lora=tuple(lora), extra=extra,
+        lora=tuple(lora), extra=extra, key_value=tuple(key_value),
     )  # fmt: skip
     return StockPreset(name, targets, tuple(sources))
 
