@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "readcli"
 LAZY_MARKER = "# lazy:"
 
@@ -281,8 +279,6 @@ def test_every_function_level_import_is_a_marked_lazy_load() -> None:
     )
 
 
-# helper 16b's branch moves the backbone contract to the backbone side; the lead drops this mark at merge
-@pytest.mark.xfail(strict=True, reason="backbones still import readcli.adapters until issue 16 item 2 lands")
 def test_backbones_import_nothing_from_adapters() -> None:
     crossing = [
         f"{_where(s)} imports {', '.join(t for t in s.targets if t.startswith('readcli.adapters'))}"
