@@ -38,6 +38,7 @@ ARCHITECTURES: dict[str, str] = {"vision_guided_bart": "bart", "vision_guided_t5
 
 
 def _text_classes() -> dict[str, type[nn.Module]]:
+    # lazy: transformers takes seconds to import and only the vision-guided models need it
     from transformers import BartForConditionalGeneration, T5ForConditionalGeneration
 
     return {"bart": BartForConditionalGeneration, "t5": T5ForConditionalGeneration}
@@ -160,6 +161,7 @@ class VisionGuidedSeq2Seq(nn.Module):
         video_mask: torch.Tensor,
     ) -> tuple[Any, BlockStates | None]:
         """Encoder outputs with the video fused in, and (when collecting) each layer's text states."""
+        # lazy: transformers takes seconds to import and only the vision-guided models need it
         from transformers.modeling_outputs import BaseModelOutput
 
         valid_video = video_mask.bool()  # (B, N_V)

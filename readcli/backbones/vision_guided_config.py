@@ -6,6 +6,7 @@ what readcli adds. docs/summarization.md explains every default.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -165,7 +166,6 @@ class GenerationSettings:
 
 def parse_fusion_options(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """`--fusion-option KEY=VALUE` items -> VisionGuidedConfig fields (values as JSON: 5, true, null)."""
-    import json
 
     options: dict[str, Any] = {}
     for item in items:
@@ -201,6 +201,7 @@ def tiny_text_config(
     is its end token, which a byte-level test tokenizer may not share).
     """
     if family == "bart":
+        # lazy: transformers takes seconds to import and only the vision-guided models need it
         from transformers import BartConfig
 
         return BartConfig(
@@ -211,6 +212,7 @@ def tiny_text_config(
             bos_token_id=eos_token_id, decoder_start_token_id=pad_token_id, forced_eos_token_id=None,
         )  # fmt: skip
     if family == "t5":
+        # lazy: transformers takes seconds to import and only the vision-guided models need it
         from transformers import T5Config
 
         config = T5Config(
@@ -227,6 +229,7 @@ def tiny_text_config(
 def base_text_config(family: str) -> Any:
     """The bart-base / t5-base configuration (benches, parameter counts; random weights, no download)."""
     if family == "bart":
+        # lazy: transformers takes seconds to import and only the vision-guided models need it
         from transformers import BartConfig
 
         return BartConfig(
@@ -235,6 +238,7 @@ def base_text_config(family: str) -> Any:
             max_position_embeddings=1024,
         )  # fmt: skip
     if family == "t5":
+        # lazy: transformers takes seconds to import and only the vision-guided models need it
         from transformers import T5Config
 
         return T5Config(vocab_size=32128, d_model=768, d_kv=64, d_ff=3072, num_layers=12, num_heads=12)

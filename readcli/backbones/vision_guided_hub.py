@@ -59,6 +59,7 @@ def _offline_reason() -> str | None:
 
 def load_text_model(source: str, family: str, *, preset: VisionGuidedCard | None = None) -> tuple[Any, Any]:
     """(stock text model, tokenizer) by `from_pretrained` from a local directory or a hub id."""
+    # lazy: transformers takes seconds to import and only the vision-guided models need it
     from transformers import AutoConfig, AutoTokenizer
 
     model_class: Any = _text_classes()[family]
@@ -94,6 +95,7 @@ def load_text_model(source: str, family: str, *, preset: VisionGuidedCard | None
 @contextmanager
 def no_progress_bar() -> Iterator[None]:
     """Without transformers' progress bars (loading, writing shards): readcli renders its own output."""
+    # lazy: transformers takes seconds to import and only the vision-guided models need it
     from transformers.utils import logging as hf_logging
 
     enabled = hf_logging.is_progress_bar_enabled()

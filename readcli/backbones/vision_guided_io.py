@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save
 
 from readcli import __version__
 from readcli.backbones.presets import read_card
@@ -40,6 +41,7 @@ from readcli.backbones.vision_guided_config import (
 from readcli.backbones.vision_guided_hub import family_of as _family_of
 from readcli.backbones.vision_guided_hub import load_text_model
 from readcli.backbones.vision_guided_hub import read_json as _read_json
+from readcli.backbones.vision_guided_official import read_checkpoint, vision_guided_from_official
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
 from readcli.fileio import atomic_write_bytes, atomic_write_json
 from readcli.records import read_json_file
@@ -144,7 +146,6 @@ def load_official_checkpoint(
     and BART's fusion_layer, unless given here. Official behaviour: no padding mask, fusion trained.
     trust: allow a file that needs arbitrary unpickling (it can run code).
     """
-    from readcli.backbones.vision_guided_official import read_checkpoint, vision_guided_from_official
 
     state = read_checkpoint(path, trust=trust)
     text = os.fspath(backbone)
@@ -176,7 +177,6 @@ def build_vision_guided(
 
 def save_vision_guided(model: VisionGuidedSeq2Seq, directory: str | os.PathLike[str]) -> Path:
     """Write a plain VG backbone (no adapters) as a readcli directory; config.json last."""
-    from safetensors.torch import save
 
     if model.__dict__.get("readcli_injection") is not None:
         raise InvalidValueError(
@@ -250,7 +250,6 @@ def _wrap(
 def _load_saved(
     directory: Path, meta: dict[str, Any], video_dim: int | None, fusion_options: Mapping[str, Any] | None
 ) -> VisionGuidedSeq2Seq:
-    from safetensors.torch import load_file
 
     where = directory / CONFIG_FILE
     if meta.get("format_version") != SAVED_FORMAT_VERSION:

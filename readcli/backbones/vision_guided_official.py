@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file
 
 from readcli.backbones.vision_guided import VisionGuidedSeq2Seq, _text_classes
 from readcli.backbones.vision_guided_config import (
@@ -64,8 +65,6 @@ def read_checkpoint(path: str | os.PathLike[str], *, trust: bool = False) -> dic
     if not where.is_file():
         raise CheckpointError(f"official checkpoint {where}: file not found")
     if where.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         try:
             return dict(load_file(str(where)))
         except Exception as err:  # safetensors raises its own error types on bad bytes
