@@ -1,6 +1,6 @@
 """The demo's statistics: mean ± std over seeds, the paired two-stage bootstrap of each method's
 difference to a reference method (READ-PVLA), Holm–Bonferroni verdicts, and how many seeds a pilot
-says are needed. The protocol is ../shared/docs/benchmark.md, summed up in docs/demo.md.
+says are needed. The protocol is written down in docs/demo.md.
 
 Scores come as arrays (S, Q): a metric per test example (Q, shared by every method and seed) for S
 paired seeds (the same seed index means the same low-resource subset and order for every method).
