@@ -20,6 +20,7 @@ except ImportError:  # pragma: no cover (older typer over the click package)
     from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
 from readcli.errors import ReadcliError
+from readcli.options import Option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -170,6 +171,14 @@ def threads_option() -> Any:
         "--threads",
         help="CPU threads for torch (default: READCLI_THREADS, else OMP_NUM_THREADS, else the free cores).",
     )
+
+
+def cli_option(spec: Option[Any], *short: str, help: str | None = None) -> Any:
+    """The Typer option of `spec` (readcli.options): its flag (plus `short` aliases) and help text.
+
+    Its default is the parameter's: write `= spec.default`, or None where "not given" means something
+    (a task's default, or the recorded value on --resume)."""
+    return typer.Option(spec.flag, *short, help=spec.help_text if help is None else help)
 
 
 def use_threads(requested: int | None) -> None:

@@ -21,7 +21,7 @@ from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.cache import FeatureCache
 from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder
 from readcli.logfilter import dropping_records
-from readcli.ranges import MAX_BATCH_SIZE
+from readcli.options.features import FRAMES_BATCH
 from readcli.weights.provenance import ClipUse, Provenance, run_provenance
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class GroundRequest:
     clip_weights: str = "openai"
     top_k: int = 5
     device: str = "auto"
-    batch_size: int = 32  # frames per CLIP forward pass
+    batch_size: int = FRAMES_BATCH.default  # frames per CLIP forward pass
     stride: int | None = None  # clips between window starts; None: half a window
     nms_iou: float = 0.5
 
@@ -105,10 +105,7 @@ def _validate(request: GroundRequest) -> None:
     if request.stride is not None and request.stride < 1:
         raise InvalidValueError(f"--stride {request.stride} is invalid: use a number of clips >= 1")
 
-    if not 1 <= request.batch_size <= MAX_BATCH_SIZE:
-        raise InvalidValueError(
-            f"--batch-size {request.batch_size} is invalid: use an integer >= 1 and <= {MAX_BATCH_SIZE}"
-        )
+    FRAMES_BATCH.validate(request.batch_size)
     if not request.video.is_file():
         what = "is a directory, not a video file" if request.video.is_dir() else "video file not found"
         raise InputFileError(f"{request.video}: {what}")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from readcli.errors import InvalidValueError
-from readcli.ranges import TAU_VALID, valid_tau
+from readcli.options.alignment import MASS, MAX_ITER, TAU, TOL
 from readcli.weights.provenance import ClipUse, Provenance, features_provenance, run_provenance
 
 if TYPE_CHECKING:
@@ -37,10 +37,10 @@ class InspectOTRequest:
     clip_weights: str = "openai"
     clip_len: float = 2.0
     device: str = "auto"
-    mass: float = 0.5
-    tau: float = 0.05
-    max_iter: int = 1000
-    tol: float = 1e-6
+    mass: float = MASS.default
+    tau: float = TAU.default
+    max_iter: int = MAX_ITER.default
+    tol: float = TOL.default
     top_k: int = 10
 
     def __post_init__(self) -> None:
@@ -51,15 +51,10 @@ class InspectOTRequest:
             raise InvalidValueError('give the text side once: --text-features T.npz or --query "QUERY"')
         if not (math.isfinite(self.clip_len) and self.clip_len > 0):
             raise InvalidValueError(f"--clip-len {self.clip_len} is invalid: use seconds > 0")
-        if not (math.isfinite(self.mass) and 0 < self.mass <= 1):
-            raise InvalidValueError(f"--mass {self.mass} is out of range: use a fraction in (0, 1]")
-
-        if not valid_tau(self.tau):
-            raise InvalidValueError(f"--tau {self.tau} is invalid: {TAU_VALID}")
-        if self.max_iter < 1:
-            raise InvalidValueError(f"--max-iter {self.max_iter} is invalid: use an integer >= 1")
-        if not (math.isfinite(self.tol) and self.tol >= 0):
-            raise InvalidValueError(f"--tol {self.tol} is invalid: use a finite number >= 0")
+        MASS.validate(self.mass)  # ranges and words: readcli.options.alignment
+        TAU.validate(self.tau)
+        MAX_ITER.validate(self.max_iter)
+        TOL.validate(self.tol)
         if self.top_k < 0:
             raise InvalidValueError(f"--top {self.top_k} is invalid: use an integer >= 0")
 

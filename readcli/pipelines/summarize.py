@@ -26,6 +26,7 @@ from readcli.data.how2 import How2Limits
 from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder
 from readcli.features.store import VIDEO_KEY, load_feature_array
+from readcli.options.features import FRAMES_BATCH
 from readcli.training.loop import resolve_device
 from readcli.weights.provenance import ClipUse, Provenance, features_provenance, run_provenance
 
@@ -115,7 +116,7 @@ def _extract(request: SummarizeRequest, encoder: ClipEncoder | None, device: str
     if not path.is_file():
         raise InputFileError(f"video {path}: file {'is a directory' if path.is_dir() else 'not found'}")
     encoder = encoder or ClipEncoder.load(request.clip_model, request.clip_weights, device=device)
-    for item in extract_videos([path], encoder, clip_len=request.clip_len, batch_size=32):
+    for item in extract_videos([path], encoder, clip_len=request.clip_len, batch_size=FRAMES_BATCH.default):
         if isinstance(item, VideoFailed):
             raise InputFileError(item.reason)
         return item.features  # (T, 512)

@@ -9,8 +9,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from readcli.cli.common import console, err_console, error_boundary, report_error, threads_option, use_threads
+from readcli.cli.common import (
+    cli_option,
+    console,
+    err_console,
+    error_boundary,
+    report_error,
+    threads_option,
+    use_threads,
+)
 from readcli.cli.progress import Ticker, plain_progress
+from readcli.options.features import FRAMES_BATCH
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -93,7 +102,7 @@ def extract(
     ] = "openai",
     clip_len: Annotated[float, typer.Option(help="Seconds per clip; one feature row per clip.")] = 2.0,
     shard: Annotated[str | None, typer.Option(help="I/N: this machine's share, I in 0..N-1.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Frames per CLIP forward pass.")] = 32,
+    batch_size: Annotated[int, cli_option(FRAMES_BATCH)] = FRAMES_BATCH.default,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON, not a table.")] = False,
     threads: Annotated[int | None, threads_option()] = None,

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from readcli.cli.common import console, err_console, error_boundary, threads_option, use_threads
+from readcli.cli.common import cli_option, console, err_console, error_boundary, threads_option, use_threads
+from readcli.options.alignment import MASS, TAU
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -52,8 +53,8 @@ def inspect_ot(
         str, typer.Option("--clip-weights", help="openai (needs the network) or a local weights file.")
     ] = "openai",
     device: Annotated[str, typer.Option("--device", help="auto|cpu|cuda for --video/--query.")] = "auto",
-    mass: Annotated[float, typer.Option("--mass", help="Transported mass fraction s in (0, 1].")] = 0.5,
-    tau: Annotated[float, typer.Option("--tau", help="Entropic temperature (> 0).")] = 0.05,
+    mass: Annotated[float, cli_option(MASS)] = MASS.default,
+    tau: Annotated[float, cli_option(TAU)] = TAU.default,
     top: Annotated[int, typer.Option("--top", help="How many aligned (clip, token) pairs to list.")] = 10,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print distance, mass, tau, iterations, plan.")
