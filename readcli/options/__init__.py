@@ -24,7 +24,8 @@ Check = Callable[[Any], bool]
 class Option(Generic[T]):
     """One option: `--flag`, its default, what is valid (`check`, said as `valid`), and its help.
 
-    `help` may name `{default}`; `problem` is the verb of the error ("is invalid", "is out of range").
+    The CLI shows the default itself (`[default: ...]`) unless it is None; `help` may name
+    `{default}`. `problem` is the verb of the error ("is invalid", "is out of range").
     """
 
     flag: str

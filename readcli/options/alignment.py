@@ -12,14 +12,14 @@ TAU_RANGE = (1e-6, 1e6)
 TAU: Option[float] = Option(
     "--tau",
     0.05,
-    "Entropic temperature of the OT (default {default}).",
+    "Entropic temperature of the OT (> 0).",
     check=number_in(*TAU_RANGE),
     valid=f"use a finite temperature > 0, within [{TAU_RANGE[0]:g}, {TAU_RANGE[1]:g}] (e.g. 0.05)",
 )
 MASS: Option[float] = Option(
     "--mass",
     0.5,
-    "Transported mass fraction s in (0, 1] (default {default}).",
+    "Transported mass fraction s in (0, 1].",
     check=number_in(0, 1, low_open=True),
     valid="use a fraction in (0, 1]",
     problem="is out of range",
@@ -28,7 +28,7 @@ MASS_MODES: tuple[str, ...] = ("fixed", "sweep")
 MASS_MODE: Option[str] = Option(
     "--mass-mode",
     "fixed",
-    "fixed|sweep (sweep: the paper's min over s; default {default}).",
+    "fixed|sweep (the paper's min over s).",
     check=one_of(MASS_MODES),
     valid=f"choose one of {choices_text(MASS_MODES)}",
     problem="is unknown",
@@ -37,21 +37,21 @@ PVLA: Option[bool] = Option("--pvla/--no-pvla", True, "Add the PVLA alignment lo
 PVLA_WEIGHT: Option[float] = Option(
     "--pvla-weight",
     1.0,  # the paper gives none: L_task + weight * L_PVLA
-    "Weight of PVLA against the task loss (default {default}).",
+    "Weight of PVLA against the task loss.",
     check=at_least(0),
     valid="use a finite number >= 0",
 )
 MAX_ITER: Option[int] = Option(
     "--max-iter",
     1000,
-    "Most Sinkhorn iterations (default {default}).",
+    "Most Sinkhorn iterations.",
     integer_at_least(1),
     "use an integer >= 1",
 )
 TOL: Option[float] = Option(
     "--tol",
     1e-6,
-    "Marginal error that stops Sinkhorn (default {default}).",
+    "Marginal error that stops Sinkhorn.",
     at_least(0),
     "use a finite number >= 0",
 )

@@ -10,7 +10,7 @@ MAX_BATCH_SIZE = 4096
 FRAMES_BATCH: Option[int] = Option(
     "--batch-size",
     32,
-    "Frames per CLIP forward pass (default {default}).",
+    "Frames per CLIP forward pass.",
     check=lambda v: integer_at_least(1)(v) and v <= MAX_BATCH_SIZE,
     valid=f"use a positive integer <= {MAX_BATCH_SIZE} (e.g. 32)",
 )

@@ -7,6 +7,7 @@ in `TASK_ONLY`, so a request of the other task has no such field and the CLI ref
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from readcli.errors import choices_text
 from readcli.options import Option, one_of
@@ -39,11 +40,9 @@ BACKBONE: Option[str | None] = Option(
     + ", ".join(f"{d.backbone} for {t}" for t, d in TASK_DEFAULTS.items())
     + ").",
 )
-METHOD: Option[str] = Option(
-    "--method", "read", "full|partial|bias|proj|lora|prompt|adapter|read (default {default})."
-)
+METHOD: Option[str] = Option("--method", "read", "full|partial|bias|proj|lora|prompt|adapter|read.")
 BOTTLENECK: Option[int | None] = Option("--bottleneck", None, "Adapter width k (default: d/4).")
-RNN: Option[str] = Option("--rnn", "rnn", "READ recurrence: rnn|gru|lstm (default {default}).")
+RNN: Option[str] = Option("--rnn", "rnn", "READ recurrence: rnn|gru|lstm.")
 SELECT_METRIC: Option[str | None] = Option(
     "--select-metric",
     None,
@@ -71,14 +70,19 @@ FUSION_OPTION: Option[list[str] | None] = Option(
 )
 BEAMS: Option[int] = Option("--beams", 5, "vls: beam search width (official {default}).")
 NO_REPEAT_NGRAM_SIZE: Option[int] = Option(
-    "--no-repeat-ngram-size", 3, "vls: block repeated n-grams (0 = off; default {default})."
+    "--no-repeat-ngram-size", 3, "vls: block repeated n-grams (0 = off)."
 )
 MAX_SUMMARY_LENGTH: Option[int] = Option(
     "--max-summary-length", 64, "vls: most tokens per summary, the start token counted (official {default})."
 )
 
-# request field -> the flag a user types, for the fields only one task has
-TASK_ONLY: dict[str, tuple[Option[object], ...]] = {
-    "tlg": (DATASET, DOMAIN),
-    "vls": (VIDEO_DIM, FUSION_OPTION, BEAMS, NO_REPEAT_NGRAM_SIZE, MAX_SUMMARY_LENGTH),
+# the request fields only one task has: field -> (that task, its option)
+TASK_ONLY: dict[str, tuple[str, Option[Any]]] = {
+    "dataset": ("tlg", DATASET),
+    "domain": ("tlg", DOMAIN),
+    "video_dim": ("vls", VIDEO_DIM),
+    "fusion_options": ("vls", FUSION_OPTION),
+    "beams": ("vls", BEAMS),
+    "no_repeat_ngram_size": ("vls", NO_REPEAT_NGRAM_SIZE),
+    "max_summary_length": ("vls", MAX_SUMMARY_LENGTH),
 }

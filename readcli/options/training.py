@@ -7,23 +7,19 @@ from __future__ import annotations
 
 from readcli.options import Option, integer_at_least, number_in, one_of
 
-EPOCHS: Option[int] = Option(
-    "--epochs", 10, "Epochs (default {default}).", integer_at_least(1), "use an integer >= 1"
-)
+EPOCHS: Option[int] = Option("--epochs", 10, "Epochs.", integer_at_least(1), "use an integer >= 1")
 LR: Option[float] = Option(
     "--lr",
     1e-4,  # the official Moment-DETR learning rate
-    "AdamW learning rate (default {default:g}).",
+    "AdamW learning rate.",
     check=number_in(0, 1, low_open=True),
     valid="use a learning rate in (0, 1]",
 )
 BATCH_SIZE: Option[int] = Option(
-    "--batch-size", 32, "Training batch size (default {default}).", integer_at_least(1), "use an integer >= 1"
+    "--batch-size", 32, "Training batch size.", integer_at_least(1), "use an integer >= 1"
 )
-SEED: Option[int] = Option(
-    "--seed", 2018, "Seed for subset, initialisation and data order (default {default})."
-)
-DEVICE: Option[str] = Option("--device", "auto", "auto|cpu|cuda[:N] (default {default}).")
+SEED: Option[int] = Option("--seed", 2018, "Seed for subset, initialisation and data order.")
+DEVICE: Option[str] = Option("--device", "auto", "auto|cpu|cuda[:N].")
 AMP_MODES: tuple[str, ...] = ("auto", "off", "bf16", "fp16")
 AMP: Option[str] = Option(
     "--amp",

@@ -127,16 +127,22 @@ REQUESTS: dict[str, type[TaskRequest]] = {
 }
 
 
-def fusion_options(items: list[str] | tuple[str, ...] | None) -> dict[str, Any] | None:
-    """`--fusion-option KEY=VALUE` items as the request's `fusion_options` (None: none given)."""
-    return parse_fusion_options(list(items or ())) or None
+def _parsed(options: Mapping[str, Any]) -> dict[str, Any]:
+    """`options` with `fusion_options` given as the CLI's KEY=VALUE items (--fusion-option) parsed into
+    the request's dict (None: none given)."""
+    items = options.get("fusion_options")
+    if not isinstance(items, list | tuple):
+        return dict(options)
+    return {**options, "fusion_options": parse_fusion_options(list(items)) or None}
 
 
 def new_request(task: str, data: str | Path, out: str | Path, options: Mapping[str, Any]) -> TaskRequest:
-    """A fresh run's request: `options` are the ones given, by request or TrainSettings field name;
-    every other takes its default. An option of another task is refused."""
+    """A fresh run's request: `options` are the ones given, by request or TrainSettings field name
+    (`fusion_options` as a dict or as KEY=VALUE items); every other takes its default. An option of
+    another task is refused."""
     cls = REQUESTS[TASK.validate(task)]
     _refuse_other_task(cls, options)
+    options = _parsed(options)
     train = {k: v for k, v in options.items() if k in TRAIN_FIELDS and v is not None}
     train.setdefault("select_metric", TASK_DEFAULTS[task].select_metric)
     top = {k: v for k, v in options.items() if k not in TRAIN_FIELDS}
@@ -161,6 +167,7 @@ def apply_changes(
             "drop --out"
         )
     _refuse_other_task(type(request), changes)
+    changes = _parsed(changes)
     train = replace(request.train, **{k: v for k, v in changes.items() if k in TRAIN_FIELDS})
     top = {k: v for k, v in changes.items() if k not in TRAIN_FIELDS}
     return replace(request, **top, out=str(out), train=train)

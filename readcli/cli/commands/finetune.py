@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -92,7 +91,7 @@ def finetune(
     from readcli.pipelines import finetune as pipeline
     from readcli.pipelines import finetune_domains, finetune_request
 
-    given = _given_options(ctx, finetune_request.fusion_options)
+    given = _given_options(ctx)
     if resume is not None:  # every option given is checked against the run's recorded one
         if finetune_domains.is_domains_dir(resume):
             request = finetune_domains.resume_domains_request(resume, changes=given)
@@ -121,7 +120,7 @@ def finetune(
         _render(result)
 
 
-def _given_options(ctx: typer.Context, fusion_options: Callable[[list[str] | None], Any]) -> dict[str, Any]:
+def _given_options(ctx: typer.Context) -> dict[str, Any]:
     """The options typed (or set in the environment), by request field: on --resume the pipeline
     refuses any that differs from the run's recorded value (docs/training.md), so none is silently
     ignored; on a fresh run every other option takes its default, and the other task's are refused."""
@@ -130,8 +129,8 @@ def _given_options(ctx: typer.Context, fusion_options: Callable[[list[str] | Non
         source = ctx.get_parameter_source(name)
         if name in _NOT_REQUEST_FIELDS or source is None or source.name not in ("COMMANDLINE", "ENVIRONMENT"):
             continue
-        if name == "fusion_option":  # --fusion-option KEY=VALUE ... is the request's fusion_options
-            given["fusion_options"] = fusion_options(value)
+        if name == "fusion_option":  # --fusion-option KEY=VALUE ...: the request's fusion_options
+            given["fusion_options"] = list(value or ())
         else:
             given[name] = str(value) if isinstance(value, Path) else value
     return given
