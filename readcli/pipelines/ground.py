@@ -16,10 +16,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
+from readcli.adapters.bundle import load_bundle
 from readcli.adapters.bundle_source import bundle_backbone, resolve_adapter
+from readcli.backbones.registry import load_backbone
 from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.cache import FeatureCache
-from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder
+from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder, resolve_device
+from readcli.fileio import atomic_write_with, check_output_file
+from readcli.inference.spec import inference_spec, require_clip_stream
+from readcli.inference.windows import WindowSettings, ground_windows, plan_windows
 from readcli.logfilter import dropping_records
 from readcli.options.features import FRAMES_BATCH
 from readcli.weights.provenance import ClipUse, Provenance, run_provenance
@@ -131,11 +138,6 @@ def _query_warnings(encoder: ClipEncoder, queries: tuple[str, ...], max_q_l: int
 
 def _load_model(request: GroundRequest) -> tuple[Any, Any]:
     """The backbone on the request's device, with the bundle loaded when given, and its feature spec."""
-    from readcli.adapters.bundle import load_bundle
-    from readcli.backbones.registry import load_backbone
-    from readcli.features.clip_encoder import resolve_device
-    from readcli.inference.spec import inference_spec
-
     assert request.backbone is not None  # run() resolved it (bundle_backbone)
     model = load_backbone(request.backbone, device=resolve_device(request.device))
     extra = None
@@ -158,9 +160,6 @@ def run(
     `encoder`: a ClipEncoder already loaded (long-lived callers, tests); the request's clip_model and
     clip_weights are then not used. `cache`: the feature cache (default: `FeatureCache()`).
     """
-    from readcli.inference.spec import require_clip_stream
-    from readcli.inference.windows import WindowSettings, ground_windows, plan_windows
-
     began = time.perf_counter()
     report = progress or (lambda event: None)
     _validate(request)
@@ -223,13 +222,16 @@ def run(
     )
 
 
+def check_png(path: Path) -> None:
+    """Refuse an unwritable --png before the run: a bad --png must not cost the whole video."""
+    check_output_file(path, "--png")
+
+
 def write_saliency_png(result: GroundResult, path: str | Path) -> None:
     """Per query, the saliency curve over time with its top moments shaded; written atomically."""
-    import numpy as np
+    # lazy: matplotlib (heavy to import) loads only when --png is asked
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from readcli.fileio import atomic_write_with
 
     n = len(result.queries)
     figure = Figure(figsize=(10.0, 1.2 + 2.2 * n))

@@ -12,17 +12,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
+from readcli.alignment import cosine_cost, solve_partial_ot
 from readcli.errors import InvalidValueError
+from readcli.features.cache import FeatureCache
+from readcli.features.clip_encoder import ClipEncoder
+from readcli.features.store import TEXT_KEY, VIDEO_KEY, check_feature_array, load_feature_array
+from readcli.features.token_words import token_labels
+from readcli.fileio import atomic_write_with, check_output_file
 from readcli.options.alignment import MASS, MAX_ITER, TAU, TOL
 from readcli.weights.provenance import ClipUse, Provenance, features_provenance, run_provenance
-
-if TYPE_CHECKING:
-    from readcli.features.cache import FeatureCache
-    from readcli.features.clip_encoder import ClipEncoder
 
 
 @dataclass(frozen=True)
@@ -110,19 +112,11 @@ def run(
     `encoder` / `cache`: an already loaded CLIP encoder and a feature cache (long-lived callers,
     tests); by default the request's CLIP model is loaded when a video or a query is given.
     """
-    import torch
-
-    from readcli.alignment import cosine_cost, solve_partial_ot
-
     if encoder is None and (request.video is not None or request.query is not None):
-        from readcli.features.clip_encoder import ClipEncoder
-
         encoder = ClipEncoder.load(request.clip_model, request.clip_weights, device=request.device)
     video, text = _features(request, encoder, cache)  # (N_V, d), (N_L, d)
     tokens: tuple[str, ...] = ()
     if request.query is not None and encoder is not None:
-        from readcli.features.token_words import token_labels
-
         tokens = tuple(token_labels(encoder, request.query))  # one per row of `text`
     used = run_provenance(
         backbone=None, adapter=None, clip=ClipUse.of(encoder.spec, request.clip_weights) if encoder else None
@@ -154,17 +148,11 @@ def _features(
     request: InspectOTRequest, encoder: ClipEncoder | None, cache: FeatureCache | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The video rows and the query's token rows, from files or extracted like `readcli ground`."""
-    from readcli.features.store import TEXT_KEY, VIDEO_KEY, check_feature_array, load_feature_array
-
     if encoder is None and (request.video is not None or request.query is not None):
-        from readcli.features.clip_encoder import ClipEncoder
-
         encoder = ClipEncoder.load(request.clip_model, request.clip_weights, device=request.device)
     if request.video_features is not None:
         video = load_feature_array(request.video_features, VIDEO_KEY)  # (N_V, d)
     else:
-        from readcli.features.cache import FeatureCache
-
         assert encoder is not None and request.video is not None  # by the request's checks
         cached = (cache or FeatureCache()).get(request.video, encoder, clip_len=request.clip_len)
         video = check_feature_array(cached.features, str(request.video))  # (N_V, d)
@@ -186,12 +174,16 @@ def _top_pairs(plan: np.ndarray, cost: np.ndarray, k: int) -> tuple[AlignedPair,
     )
 
 
+def check_png(path: Path) -> None:
+    """Refuse an unwritable --png before any features are read or extracted."""
+    check_output_file(path, "--png")
+
+
 def write_plan_png(result: InspectOTResult, path: str | Path) -> None:
     """The plan as an image (tokens down, clips across), written atomically; no global pyplot state."""
+    # lazy: matplotlib (heavy to import) loads only when --png is asked
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from readcli.fileio import atomic_write_with
 
     n_v, n_l = result.plan.shape
     figure = Figure(figsize=(min(16.0, 2 + n_v * 0.12), min(10.0, 1.5 + n_l * 0.25)))

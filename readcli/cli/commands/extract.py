@@ -64,7 +64,8 @@ class _Renderer:
 
 
 def _summary(result: Any) -> Table:
-    from rich.table import Table  # lazy: start-up (bench/cli_startup_bench.py)
+    # lazy: rich loads only when the command shows its output, not for --help (bench/cli_startup_bench.py)
+    from rich.table import Table
 
     table = Table(title=f"extract -> {result.out_dir}", show_edge=False)
     for column in ("status", "videos", "queries"):
@@ -109,11 +110,13 @@ def extract(
 ) -> None:
     """Extract CLIP features per clip of each video (and per query token), resumable and shardable."""
     use_threads(threads)
+    # lazy: torch and the pipelines load only when the command runs (`readcli --help` stays fast)
     from readcli.pipelines.extract import ExtractRequest, run
 
     request = ExtractRequest(
         tuple(paths or ()), out, clip_model, clip_weights, clip_len, batch_size, device, shard, queries
     )
+    # lazy: rich loads only when the command shows its output, not for --help (bench/cli_startup_bench.py)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -157,6 +160,7 @@ def extract_merge(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Check that sharded extract runs did every video exactly once; one line per missing or duplicate."""
+    # lazy: torch and the pipelines load only when the command runs (`readcli --help` stays fast)
     from readcli.pipelines.extract_merge import MergeRequest, run
 
     result = run(MergeRequest(tuple(folders), tuple(videos or ()), queries, into))

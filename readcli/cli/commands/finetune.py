@@ -143,6 +143,7 @@ class _Progress:
     """Renders the loop's progress events: a bar per epoch with loss parts, it/s and ETA."""
 
     def __enter__(self) -> _Progress:
+        # lazy: rich loads only when the command shows its output, not for --help (bench/cli_startup_bench.py)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.bar = Progress(
@@ -190,6 +191,7 @@ class _Progress:
 
 
 def _render(result: Any) -> None:
+    # lazy: rich loads only when the command shows its output, not for --help (bench/cli_startup_bench.py)
     from rich.table import Table
 
     table = Table(title=f"best epoch {result.best_epoch}", show_header=True)
@@ -214,6 +216,7 @@ def _announce_domain(domain: str, index: int, total: int) -> None:
 
 def _render_domains(result: Any) -> None:
     """The paper's per-domain table (tables 1 and 2): one column per domain and the average."""
+    # lazy: rich loads only when the command shows its output, not for --help (bench/cli_startup_bench.py)
     from rich.table import Table
 
     title = {"youtube": "YouTube Highlights", "tvsum": "TVSum"}.get(result.dataset, result.dataset)

@@ -64,6 +64,7 @@ def inspect_ot(
 ) -> None:
     """Partial optimal transport between one video's clips and one query's tokens (files or raw)."""
     use_threads(threads)
+    # lazy: torch and the pipelines load only when the command runs (`readcli --help` stays fast)
     from readcli.pipelines import inspect_ot as pipeline
 
     request = pipeline.InspectOTRequest(
@@ -71,9 +72,7 @@ def inspect_ot(
         device=device, mass=mass, tau=tau, top_k=top,
     )  # fmt: skip
     if png is not None:  # before any features are read or extracted
-        from readcli.fileio import check_output_file
-
-        check_output_file(png, "--png")
+        pipeline.check_png(png)
     result = pipeline.run(request)
     if result.provenance.warning:
         err_console.print(f"warning: {result.provenance.warning}", markup=False)
@@ -95,8 +94,9 @@ def inspect_ot(
 
 def _heatmap(result: InspectOTResult) -> Text:
     """Tokens down, clips across; shade and colour grow with the transported mass."""
+    # lazy: numpy and rich.text load when the plan is shown, not for --help (bench/cli_startup_bench.py)
     import numpy as np
-    from rich.text import Text  # lazy: start-up (bench/cli_startup_bench.py)
+    from rich.text import Text
 
     plan = result.plan.T  # (N_L, N_V)
     pool = -(-plan.shape[1] // MAX_COLUMNS)  # clips per character
@@ -123,7 +123,8 @@ def _heatmap(result: InspectOTResult) -> Text:
 
 
 def _pairs_table(result: InspectOTResult) -> Table:
-    from rich.table import Table  # lazy: start-up (bench/cli_startup_bench.py)
+    # lazy: rich.table loads when a table is shown, not for --help (bench/cli_startup_bench.py)
+    from rich.table import Table
 
     table = Table(title="top aligned pairs")
     for column in ("clip", "token", "mass", "cost (1 - cos)"):

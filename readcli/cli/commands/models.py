@@ -10,8 +10,7 @@ import typer
 from readcli.cli.common import console, error_boundary
 
 if TYPE_CHECKING:
-    from readcli.pipelines.models import PresetRow
-    from readcli.weights.status import FileStatus
+    from readcli.pipelines.models import FileStatus, PresetRow
 
 
 @error_boundary
@@ -22,6 +21,7 @@ def models(
     ] = False,
 ) -> None:
     """List the presets and the weights each needs: present or missing, source, size, licence, digest."""
+    # lazy: rich and the pipeline load only when the command runs, not for --help
     from rich import box
     from rich.table import Table
 
