@@ -361,8 +361,9 @@ def test_the_run_file_schema_names_exactly_the_request_fields() -> None:
     request = GroundingFinetuneRequest(data="/d", out="/o")
     assert FinetuneRequest.from_json({"data": "/d", "out": "/o"}, Path("run.json")) == request
     for cls in REQUESTS.values():
-        request = cls(data="/d", out="/o")
-        assert FinetuneRequest.from_json(request.to_json(), Path("run.json")) == request
+        for request in (cls(data="/d", out="/o"), cls(data="/d", out="/o", rnn="gru", tau=0.1)):
+            loaded = FinetuneRequest.from_json(request.to_json(), Path("run.json"))
+            assert type(loaded) is cls and loaded.to_json() == request.to_json()
 
 
 # run.json as readcli wrote it before the request was split by task: every field of both tasks

@@ -42,7 +42,7 @@ BACKBONE: Option[str | None] = Option(
 )
 METHOD: Option[str] = Option("--method", "read", "full|partial|bias|proj|lora|prompt|adapter|read.")
 BOTTLENECK: Option[int | None] = Option("--bottleneck", None, "Adapter width k (default: d/4).")
-RNN: Option[str] = Option("--rnn", "rnn", "READ recurrence: rnn|gru|lstm.")
+RNN: Option[str] = Option("--rnn", "rnn", "READ recurrence: rnn|gru|lstm (default {default}).")
 SELECT_METRIC: Option[str | None] = Option(
     "--select-metric",
     None,

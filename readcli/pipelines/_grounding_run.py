@@ -23,6 +23,7 @@ from readcli.data.spec import VideoFeatureSpec
 from readcli.errors import InvalidValueError
 from readcli.evaluation import read_jsonl
 from readcli.fileio import atomic_write_text
+from readcli.options.finetune import RNN
 from readcli.pipelines.finetune_record import BEST_DIR, RecordedRun
 from readcli.pipelines.finetune_request import GroundingFinetuneRequest
 from readcli.training.grounding_loss import GroundingLossWeights
@@ -63,7 +64,9 @@ class GroundingRun(RecordedRun):
 
 def prepare_grounding_run(request: GroundingFinetuneRequest, pvla: PVLASettings | None) -> GroundingRun:
     """Load data and backbone, check they fit, inject the method: everything before the first step."""
-    settings = MethodSettings(method=request.method, bottleneck=request.bottleneck, rnn=request.rnn)
+    settings = MethodSettings(
+        request.method, request.bottleneck, request.rnn or RNN.default
+    )  # rnn None: not given
     if request.domain is not None and request.domain.lower() == "all":
         raise InvalidValueError(
             "domain 'all' trains one run per domain: use readcli.pipelines.finetune_domains.run_domains "

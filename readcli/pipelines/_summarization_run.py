@@ -17,6 +17,7 @@ from readcli.backbones.vision_guided_config import GenerationSettings
 from readcli.backbones.vision_guided_io import load_vision_guided
 from readcli.data.how2 import How2Dataset, How2Limits, load_how2_split
 from readcli.fileio import atomic_write_text
+from readcli.options.finetune import RNN
 from readcli.pipelines.finetune_record import BEST_DIR, RecordedRun
 from readcli.pipelines.finetune_request import SummarizationFinetuneRequest
 from readcli.training.guards import require_finite_weights
@@ -69,7 +70,9 @@ def prepare_summarization_run(
     request: SummarizationFinetuneRequest, pvla: PVLASettings | None
 ) -> SummarizationRun:
     """Load backbone and data, check they fit, inject the method: everything before the first step."""
-    settings = MethodSettings(method=request.method, bottleneck=request.bottleneck, rnn=request.rnn)
+    settings = MethodSettings(
+        request.method, request.bottleneck, request.rnn or RNN.default
+    )  # rnn None: not given
     generation = generation_settings(request)  # validates before any heavy work
     seed_everything(request.train.seed)  # a new fusion head's initialisation is part of the run's seed
     model = load_vision_guided(request.backbone, video_dim=request.video_dim, fusion=request.fusion_options)

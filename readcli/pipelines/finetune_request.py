@@ -53,7 +53,7 @@ class FinetuneRequest:
     backbone: str = ""  # each task's class sets its default preset (readcli.options.finetune)
     method: str = METHOD.default
     bottleneck: int | None = BOTTLENECK.default
-    rnn: str = RNN.default
+    rnn: str | None = None  # None: not given, the method's default (readcli.options.finetune.RNN)
     pvla: bool = PVLA.default
     pvla_weight: float = PVLA_WEIGHT.default
     mass: float = MASS.default
@@ -78,7 +78,8 @@ class FinetuneRequest:
             object.__setattr__(self, "train", replace(self.train, select_metric=wanted))
 
     def to_json(self) -> dict[str, Any]:
-        return {"task": self.task, **asdict(self)}
+        # rnn as it runs (files of every version record one): a resume compares, and reloads, that
+        return {"task": self.task, **asdict(self), "rnn": self.rnn or RNN.default}
 
     @classmethod
     def from_json(cls, data: Any, source: Path) -> TaskRequest:

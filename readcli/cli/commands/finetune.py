@@ -58,7 +58,7 @@ def finetune(
     backbone: Annotated[str | None, cli_option(BACKBONE)] = BACKBONE.default,
     method: Annotated[str, cli_option(METHOD)] = METHOD.default,
     bottleneck: Annotated[int | None, cli_option(BOTTLENECK, "-k")] = BOTTLENECK.default,
-    rnn: Annotated[str, cli_option(RNN)] = RNN.default,
+    rnn: Annotated[str | None, cli_option(RNN)] = None,  # None: not given (the method's default)
     pvla: Annotated[bool, cli_option(PVLA)] = PVLA.default,
     pvla_weight: Annotated[float, cli_option(PVLA_WEIGHT)] = PVLA_WEIGHT.default,
     mass: Annotated[float, cli_option(MASS)] = MASS.default,
