@@ -72,7 +72,8 @@ class FinetuneRequest:
         MASS_MODE.validate(self.mass_mode)
         TAU.validate(self.tau)
         TRAIN_SAMPLES.validate(self.train_samples)
-        # a loop default of another task (TrainSettings' is tlg's) picks this task's metric instead
+        # the task's selection metric where the request keeps another task's (TrainSettings' default
+        # is tlg's): the one place a task's default metric is resolved
         metric, wanted = self.train.select_metric, TASK_DEFAULTS[self.task].select_metric
         if metric != wanted and metric in {d.select_metric for d in TASK_DEFAULTS.values()}:
             object.__setattr__(self, "train", replace(self.train, select_metric=wanted))
@@ -99,10 +100,6 @@ class GroundingFinetuneRequest(FinetuneRequest):
     domain: str | None = None
 
 
-def _summarization_train() -> TrainSettings:
-    return TrainSettings(select_metric=TASK_DEFAULTS["vls"].select_metric)
-
-
 @dataclass(frozen=True)
 class SummarizationFinetuneRequest(FinetuneRequest):
     """vls: video-language summarization (How2) with a vision-guided BART/T5."""
@@ -110,7 +107,6 @@ class SummarizationFinetuneRequest(FinetuneRequest):
     task: ClassVar[str] = "vls"
 
     backbone: str = TASK_DEFAULTS["vls"].backbone
-    train: TrainSettings = field(default_factory=_summarization_train)
     # the video feature width (a new fusion head is built for it; None = the backbone's)
     video_dim: int | None = None
     # the fusion options replacing the preset's (VisionGuidedConfig fields; docs/summarization.md)
@@ -145,7 +141,6 @@ def new_request(task: str, data: str | Path, out: str | Path, options: Mapping[s
     _refuse_other_task(cls, options)
     options = _parsed(options)
     train = {k: v for k, v in options.items() if k in TRAIN_FIELDS and v is not None}
-    train.setdefault("select_metric", TASK_DEFAULTS[task].select_metric)
     top = {k: v for k, v in options.items() if k not in TRAIN_FIELDS}
     return cls(data=str(data), out=str(out), train=TrainSettings(**train), **top)
 
