@@ -9,7 +9,8 @@ from pathlib import Path
 
 from reliability_inputs import grounding_dir, tiny_backbone
 
-from readcli.pipelines.finetune import FinetuneRequest, run
+from readcli.pipelines.finetune import run
+from readcli.pipelines.finetune_request import GroundingFinetuneRequest
 from readcli.training.loop import TrainSettings
 
 EPOCHS = 2  # the base run's epochs (3 steps each: 12 rows, batch 4)
@@ -21,7 +22,7 @@ def trained_run(root: Path, shared_data: Path) -> dict[str, Path]:
     backbone = tiny_backbone(root / "backbone")
     out = root / "run"
     settings = TrainSettings(epochs=EPOCHS, batch_size=4, lr=1e-3, seed=3, device="cpu")
-    run(FinetuneRequest(data=str(data), out=str(out), backbone=str(backbone), train=settings))
+    run(GroundingFinetuneRequest(data=str(data), out=str(out), backbone=str(backbone), train=settings))
     return {"data": data, "backbone": backbone, "run": out}
 
 

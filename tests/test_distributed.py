@@ -24,7 +24,8 @@ from readcli.backbones.registry import build_backbone, save_backbone
 from readcli.backbones.umt_config import tiny_umt_config
 from readcli.data import load_grounding_split
 from readcli.errors import InvalidValueError, TrainingError
-from readcli.pipelines.finetune import FinetuneRequest, run
+from readcli.pipelines.finetune import run
+from readcli.pipelines.finetune_request import GroundingFinetuneRequest
 from readcli.training import distributed, loop
 from readcli.training.distributed import Dist, SyncedModel, env_dist, local_part
 from readcli.training.highlight_task import HighlightTask, bce_positions
@@ -142,7 +143,7 @@ def test_two_gloo_processes_match_one_process(data_and_backbone: tuple[Path, Pat
     data, backbone = data_and_backbone
     # 12 examples in global batches of 5: parts of 3+2, 3+2 and 1+1
     settings = TrainSettings(epochs=2, batch_size=5, lr=1e-3, seed=3, device="cpu")
-    request = FinetuneRequest(data=str(data), out=str(tmp_path / "one"), backbone=str(backbone))
+    request = GroundingFinetuneRequest(data=str(data), out=str(tmp_path / "one"), backbone=str(backbone))
     single = run(replace(request, train=settings))
 
     args = ["finetune", "--data", str(data), "--out", str(tmp_path / "two"), "--backbone", str(backbone),

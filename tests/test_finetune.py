@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from readcli.backbones.moment_detr_config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone, load_backbone, save_backbone
 from readcli.cli import app
 from readcli.pipelines._grounding_run import prepare_grounding_run
-from readcli.pipelines.finetune import FinetuneRequest, run
+from readcli.pipelines.finetune import run
+from readcli.pipelines.finetune_request import GroundingFinetuneRequest
 from readcli.training.loop import TrainSettings
 
 runner = CliRunner()
@@ -38,10 +40,10 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _request(data: Path, out: Path, backbone: Path, **changes: object) -> FinetuneRequest:
+def _request(data: Path, out: Path, backbone: Path, **changes: Any) -> GroundingFinetuneRequest:
     settings = TrainSettings(epochs=2, batch_size=4, lr=1e-3, seed=3)
-    base = FinetuneRequest(data=str(data), out=str(out), backbone=str(backbone), train=settings)
-    return FinetuneRequest(**{**base.__dict__, **changes})
+    base = GroundingFinetuneRequest(data=str(data), out=str(out), backbone=str(backbone), train=settings)
+    return replace(base, **changes)
 
 
 def test_finetune_read_pvla_writes_run_files_and_a_loadable_bundle(
@@ -85,9 +87,7 @@ def test_resume_continues_to_the_same_result(
 ) -> None:
     reference = run(_request(grounding_dir, tmp_path / "a", tiny_backbone))
     first = _request(grounding_dir, tmp_path / "b", tiny_backbone)
-    run(
-        FinetuneRequest(**{**first.__dict__, "train": TrainSettings(epochs=1, batch_size=4, lr=1e-3, seed=3)})
-    )
+    run(replace(first, train=TrainSettings(epochs=1, batch_size=4, lr=1e-3, seed=3)))
     result = CliRunner().invoke(app, ["finetune", "--resume", str(tmp_path / "b"), "--epochs", "2"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())

@@ -351,15 +351,52 @@ def test_the_run_file_schema_names_exactly_the_request_fields() -> None:
     there too, or a run that records it could never be resumed."""
     from dataclasses import fields
 
-    from readcli.pipelines.finetune import FinetuneRequest
+    from readcli.pipelines.finetune_request import REQUESTS, FinetuneRequest, GroundingFinetuneRequest
     from readcli.training.loop import TrainSettings
     from readcli.training.run_records import RunRecord, TrainRecord
 
-    assert set(RunRecord.model_fields) == {f.name for f in fields(FinetuneRequest)}
+    request_fields = {f.name for cls in REQUESTS.values() for f in fields(cls)}
+    assert set(RunRecord.model_fields) == request_fields | {"task"}
     assert set(TrainRecord.model_fields) == {f.name for f in fields(TrainSettings)}
-    request = FinetuneRequest(data="/d", out="/o")
+    request = GroundingFinetuneRequest(data="/d", out="/o")
     assert FinetuneRequest.from_json({"data": "/d", "out": "/o"}, Path("run.json")) == request
-    assert FinetuneRequest.from_json(request.to_json(), Path("run.json")) == request
+    for cls in REQUESTS.values():
+        for request in (cls(data="/d", out="/o"), cls(data="/d", out="/o", rnn="gru", tau=0.1)):
+            loaded = FinetuneRequest.from_json(request.to_json(), Path("run.json"))
+            assert type(loaded) is cls and loaded.to_json() == request.to_json()
+
+
+# run.json as readcli wrote it before the request was split by task: every field of both tasks
+_BEFORE_SPLIT = {
+    "data": "/d", "out": "/o", "task": "tlg", "backbone": "moment-detr-clip", "method": "read",
+    "bottleneck": None, "rnn": "rnn", "pvla": True, "pvla_weight": 1.0, "mass": 0.5, "mass_mode": "fixed",
+    "tau": 0.05, "train_samples": 8, "skip_missing": False,
+    "train": {"epochs": 3, "lr": 0.001, "weight_decay": 0.0001, "batch_size": 4, "grad_clip": 0.1,
+              "seed": 3, "device": "cpu", "amp": "auto", "select_metric": "MR-full-mAP",
+              "select_mode": "max"},
+    "video_dim": None, "fusion_options": None, "beams": 5, "no_repeat_ngram_size": 3,
+    "max_summary_length": 64, "dataset": None, "domain": None,
+}  # fmt: skip
+
+
+def test_run_files_written_before_the_task_split_still_load() -> None:
+    """An older run.json holds the other task's fields too (they never had an effect): they are
+    dropped, and the task's own fields and the loop's settings are kept."""
+    from readcli.pipelines.finetune_request import (
+        FinetuneRequest,
+        GroundingFinetuneRequest,
+        SummarizationFinetuneRequest,
+    )
+
+    tlg = FinetuneRequest.from_json(_BEFORE_SPLIT, Path("run.json"))
+    assert isinstance(tlg, GroundingFinetuneRequest) and not hasattr(tlg, "beams")
+    assert tlg.train_samples == 8 and tlg.train.epochs == 3 and tlg.train.lr == 0.001
+    vls_file = {**_BEFORE_SPLIT, "task": "vls", "backbone": "bart-base-vg", "beams": 2, "video_dim": 12}
+    vls_file["train"] = {**_BEFORE_SPLIT["train"], "select_metric": "rougeL"}
+    vls = FinetuneRequest.from_json(vls_file, Path("run.json"))
+    assert isinstance(vls, SummarizationFinetuneRequest) and not hasattr(vls, "domain")
+    assert vls.beams == 2 and vls.video_dim == 12 and vls.train.select_metric == "rougeL"
+    assert set(vls.to_json()) == set(_BEFORE_SPLIT) - {"dataset", "domain"}
 
 
 def test_the_run_file_keeps_fusion_options() -> None:

@@ -7,6 +7,7 @@ tiny vision-guided BART/T5 directories over the byte-level ByT5 tokenizer (tests
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from readcli.backbones.vision_guided_io import load_vision_guided, save_vision_g
 from readcli.cli import app
 from readcli.data.how2 import How2Dataset, How2Limits, load_how2_split
 from readcli.errors import BundleError, InputFileError, InvalidValueError
-from readcli.pipelines.finetune import FinetuneRequest, resume_request, run
+from readcli.pipelines.finetune import resume_request, run
+from readcli.pipelines.finetune_request import GroundingFinetuneRequest, SummarizationFinetuneRequest
 from readcli.training.loop import TrainSettings
 from readcli.training.summarization_task import SummarizationTask
 
@@ -68,13 +70,13 @@ def backbones(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {family: save_vision_guided(tiny_vg(family), root / family) for family in ("bart", "t5")}
 
 
-def _request(data: Path, out: Path, backbone: Path, **changes: Any) -> FinetuneRequest:
+def _request(data: Path, out: Path, backbone: Path, **changes: Any) -> SummarizationFinetuneRequest:
     settings = TrainSettings(epochs=2, batch_size=4, lr=3e-3, seed=5, device="cpu")
-    base = FinetuneRequest(
-        data=str(data), out=str(out), task="vls", backbone=str(backbone), bottleneck=4, train=settings,
+    base = SummarizationFinetuneRequest(
+        data=str(data), out=str(out), backbone=str(backbone), bottleneck=4, train=settings,
         beams=2, max_summary_length=12,
     )  # fmt: skip
-    return FinetuneRequest(**{**base.__dict__, **changes})
+    return replace(base, **changes)
 
 
 @pytest.mark.parametrize("family", ["bart", "t5"])
@@ -140,22 +142,21 @@ def test_finetune_vls_refuses_features_of_another_width(
 
 
 def test_vls_requests_get_the_task_defaults(tmp_path: Path) -> None:
-    from readcli.pipelines.finetune import with_task_defaults
-
-    plain = with_task_defaults(FinetuneRequest(data="d", out=str(tmp_path), task="vls"))
+    plain = SummarizationFinetuneRequest(data="d", out=str(tmp_path))
     assert plain.backbone == "bart-base-vg" and plain.train.select_metric == "rougeL"
-    chosen = FinetuneRequest(
-        data="d",
-        out=str(tmp_path),
-        task="vls",
-        backbone="t5-base-vg",
-        train=TrainSettings(select_metric="rouge2"),
+    # the loop's own default metric is tlg's: a vls request given TrainSettings() picks rougeL
+    assert (
+        SummarizationFinetuneRequest("d", str(tmp_path), train=TrainSettings(epochs=1)).train.select_metric
+        == "rougeL"
     )
-    assert with_task_defaults(chosen) == chosen
-    grounding = FinetuneRequest(data="d", out=str(tmp_path))
-    assert with_task_defaults(grounding) == grounding
+    chosen = SummarizationFinetuneRequest(
+        data="d", out=str(tmp_path), backbone="t5-base-vg", train=TrainSettings(select_metric="rouge2")
+    )
+    assert chosen.backbone == "t5-base-vg" and chosen.train.select_metric == "rouge2"
+    grounding = GroundingFinetuneRequest(data="d", out=str(tmp_path))
+    assert grounding.backbone == "moment-detr-clip" and grounding.train.select_metric == "MR-full-mAP"
     with pytest.raises(InvalidValueError, match="summary length .*--max-summary-length"):
-        run(FinetuneRequest(data="d", out=str(tmp_path / "r"), task="vls", max_summary_length=0))
+        run(SummarizationFinetuneRequest(data="d", out=str(tmp_path / "r"), max_summary_length=0))
 
 
 def _trained_bundle(

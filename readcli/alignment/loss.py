@@ -9,7 +9,6 @@ the batch mean of <T*, C>), T* detached (envelope gradient). docs/pvla.md says w
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -21,9 +20,8 @@ from readcli.alignment.partial_ot import solve_partial_ot
 from readcli.alignment.sweep import partial_ot_sweep
 from readcli.backbones.base import BlockStates
 from readcli.errors import InvalidValueError, choices_text
-from readcli.ranges import TAU_VALID, valid_tau
+from readcli.options.alignment import MASS, MASS_MODE, MAX_ITER, PVLA_WEIGHT, TAU, TOL
 
-MASS_MODES: tuple[str, ...] = ("fixed", "sweep")
 BLOCK_REDUCTIONS: tuple[str, ...] = ("sum", "mean")
 States = torch.Tensor | Sequence[torch.Tensor]
 
@@ -32,29 +30,22 @@ States = torch.Tensor | Sequence[torch.Tensor]
 class PVLASettings:
     """How PVLA is computed and weighted. Defaults: docs/pvla.md ("Defaults")."""
 
-    weight: float = 1.0  # the paper gives none; L_task + weight * L_PVLA
-    mass: float = 0.5  # fraction of the unit marginals transported (mass_mode "fixed")
+    weight: float = PVLA_WEIGHT.default  # L_task + weight * L_PVLA
+    mass: float = MASS.default  # fraction of the unit marginals transported (mass_mode "fixed")
     mass_mode: Literal["fixed", "sweep"] = "fixed"  # "sweep": the paper's min over s, for fidelity
-    tau: float = 0.05
-    max_iter: int = 1000
-    tol: float = 1e-6
+    tau: float = TAU.default
+    max_iter: int = MAX_ITER.default
+    tol: float = TOL.default
     blocks: Literal["sum", "mean"] = "sum"  # the paper adds the loss at every block: "sum"
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.weight, int | float) and math.isfinite(self.weight) and self.weight >= 0):
-            raise InvalidValueError(f"PVLA weight {self.weight!r} is invalid: use a finite number >= 0")
-        if not (isinstance(self.mass, int | float) and 0 < self.mass <= 1):
-            raise InvalidValueError(f"PVLA mass {self.mass!r} is out of range: use a fraction in (0, 1]")
-        if self.mass_mode not in MASS_MODES:
-            raise InvalidValueError(
-                f"PVLA mass_mode {self.mass_mode!r} is unknown: choose one of {choices_text(MASS_MODES)}"
-            )
-        if not valid_tau(self.tau):
-            raise InvalidValueError(f"PVLA tau {self.tau!r} is invalid: {TAU_VALID}")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
-            raise InvalidValueError(f"PVLA max_iter {self.max_iter!r} is invalid: use an integer >= 1")
-        if not (isinstance(self.tol, int | float) and math.isfinite(self.tol) and self.tol >= 0):
-            raise InvalidValueError(f"PVLA tol {self.tol!r} is invalid: use a finite number >= 0")
+        # the ranges and their words: readcli.options.alignment, as the CLI's options say them
+        PVLA_WEIGHT.validate(self.weight, "PVLA weight")
+        MASS.validate(self.mass, "PVLA mass")
+        MASS_MODE.validate(self.mass_mode, "PVLA mass_mode")
+        TAU.validate(self.tau, "PVLA tau")
+        MAX_ITER.validate(self.max_iter, "PVLA max_iter")
+        TOL.validate(self.tol, "PVLA tol")
         if self.blocks not in BLOCK_REDUCTIONS:
             raise InvalidValueError(
                 f"PVLA blocks {self.blocks!r} is unknown: choose one of {choices_text(BLOCK_REDUCTIONS)}"

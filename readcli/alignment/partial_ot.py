@@ -13,7 +13,6 @@ The math and the choices are in docs/pvla.md.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,7 +21,7 @@ import torch
 from readcli.alignment.kernels import KernelInput, KernelOutput, log_dykstra, plain_dykstra
 from readcli.alignment.sinkhorn import log_sinkhorn, plain_sinkhorn
 from readcli.errors import InvalidValueError, choices_text
-from readcli.ranges import TAU_VALID, valid_tau
+from readcli.options.alignment import MAX_ITER, TAU, TOL
 
 Domain = Literal["auto", "plain", "log"]
 DOMAINS: tuple[str, ...] = ("auto", "plain", "log")
@@ -53,9 +52,9 @@ def partial_ot(
     text_mask: torch.Tensor | None = None,
     *,
     mass: float | torch.Tensor,
-    tau: float = 0.05,
-    max_iter: int = 1000,
-    tol: float = 1e-6,
+    tau: float = TAU.default,
+    max_iter: int = MAX_ITER.default,
+    tol: float = TOL.default,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Entropic partial OT for a batch: cost (B, N_V, N_L) -> (plan (B, N_V, N_L), distance (B,)).
 
@@ -72,9 +71,9 @@ def solve_partial_ot(
     text_mask: torch.Tensor | None = None,
     *,
     mass: float | torch.Tensor,
-    tau: float = 0.05,
-    max_iter: int = 1000,
-    tol: float = 1e-6,
+    tau: float = TAU.default,
+    max_iter: int = MAX_ITER.default,
+    tol: float = TOL.default,
     check_every: int = 10,
     domain: Domain = "auto",
     balanced_fast_path: bool = True,
@@ -219,12 +218,9 @@ def _uniform(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _check_options(*, tau: float, max_iter: int, tol: float, check_every: int, domain: str) -> None:
-    if not valid_tau(tau):
-        raise InvalidValueError(f"tau {tau!r} is invalid: {TAU_VALID}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise InvalidValueError(f"max_iter {max_iter!r} is invalid: use an integer >= 1")
-    if not (isinstance(tol, int | float) and math.isfinite(tol) and tol >= 0):
-        raise InvalidValueError(f"tol {tol!r} is invalid: use a finite number >= 0")
+    TAU.validate(tau, "tau")  # the range and its words: readcli.options.alignment
+    MAX_ITER.validate(max_iter, "max_iter")
+    TOL.validate(tol, "tol")
     if isinstance(check_every, bool) or not isinstance(check_every, int) or check_every < 1:
         raise InvalidValueError(f"check_every {check_every!r} is invalid: use an integer >= 1")
     if domain not in DOMAINS:

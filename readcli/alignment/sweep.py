@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from readcli.alignment.partial_ot import check_masks, solve_partial_ot
+from readcli.options.alignment import MAX_ITER, TAU, TOL
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,9 @@ def partial_ot_sweep(
     video_mask: torch.Tensor | None = None,
     text_mask: torch.Tensor | None = None,
     *,
-    tau: float = 0.05,
-    max_iter: int = 1000,
-    tol: float = 1e-6,
+    tau: float = TAU.default,
+    max_iter: int = MAX_ITER.default,
+    tol: float = TOL.default,
 ) -> SweepSolution:
     """Solve every (sample, mass) pair of the paper's sweep as one batch of B * S problems."""
     video_mask, text_mask = check_masks(cost, video_mask, text_mask)

@@ -19,8 +19,8 @@ from typing import Any
 import typer
 from typer.models import CommandInfo
 
+import readcli.cli.commands as commands
 from readcli import __version__
-from readcli.cli import commands
 from readcli.cli.common import OneLineUsageGroup, ReadcliCommand, summary_line, write_commands
 
 # The order commands are listed in `readcli --help`; modules not named here follow alphabetically.

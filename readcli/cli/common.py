@@ -7,7 +7,6 @@ Only typer and readcli.errors are imported here; rich's Console is made on first
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
@@ -20,6 +19,7 @@ except ImportError:  # pragma: no cover (older typer over the click package)
     from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
 from readcli.errors import ReadcliError
+from readcli.options import Option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -34,7 +34,8 @@ class _LazyConsole:
 
     def _made(self) -> Console:
         if self._console is None:
-            from rich.console import Console  # lazy: start-up (module docstring)
+            # lazy: rich.console costs a third of `readcli --help` (module docstring)
+            from rich.console import Console
 
             self._console = Console(**self._settings)
         return self._console
@@ -172,12 +173,17 @@ def threads_option() -> Any:
     )
 
 
+def cli_option(spec: Option[Any], *short: str, help: str | None = None) -> Any:
+    """The Typer option of `spec` (readcli.options): its flag (plus `short` aliases) and help text.
+
+    Its default is the parameter's: write `= spec.default`, or None where "not given" means something
+    (a task's default, or the recorded value on --resume)."""
+    return typer.Option(spec.flag, *short, help=spec.help_text if help is None else help)
+
+
 def use_threads(requested: int | None) -> None:
     """Apply the thread policy (readcli.threads) before the command's CPU work starts."""
-    from readcli.threads import apply_threads  # imports torch: only once the command runs
+    # lazy: the thread policy imports torch, which loads only once the command runs
+    from readcli.pipelines.runtime import use_threads as apply_policy
 
-    apply_threads(requested)
-
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()
+    apply_policy(requested)

@@ -23,7 +23,8 @@ from readcli.data.layout import open_layout
 from readcli.errors import InvalidValueError
 from readcli.evaluation import read_jsonl
 from readcli.fileio import atomic_write_text
-from readcli.pipelines.finetune import BEST_DIR, FinetuneRequest, RecordedRun
+from readcli.pipelines.finetune_record import BEST_DIR, RecordedRun
+from readcli.pipelines.finetune_request import GroundingFinetuneRequest
 from readcli.seeding import seed_everything
 from readcli.training.grounding_loss import GroundingLossWeights
 from readcli.training.grounding_predict import PredictionSettings
@@ -37,7 +38,7 @@ DEFAULT_SELECT = "MR-full-mAP"  # the tlg default; highlight datasets select on 
 
 @dataclass
 class GroundingRun(RecordedRun):
-    request: FinetuneRequest
+    request: GroundingFinetuneRequest
     model: torch.nn.Module
     task: GroundingTask | HighlightTask
     spec: VideoFeatureSpec
@@ -61,12 +62,12 @@ class GroundingRun(RecordedRun):
         atomic_write_text(out / "best_val_preds.jsonl", lines)
 
 
-def prepare_grounding_run(request: FinetuneRequest, pvla: PVLASettings | None) -> GroundingRun:
+def prepare_grounding_run(request: GroundingFinetuneRequest, pvla: PVLASettings | None) -> GroundingRun:
     """Load data and backbone, check they fit, inject the method: everything before the first step."""
     settings = method_settings(request.method, bottleneck=request.bottleneck, rnn=request.rnn)
     if request.domain is not None and request.domain.lower() == "all":
         raise InvalidValueError(
-            "domain 'all' trains one run per domain: use readcli.pipelines.highlights.run_domains "
+            "domain 'all' trains one run per domain: use readcli.pipelines.finetune_domains.run_domains "
             "(the CLI does this for --domain all)"
         )
     train_split = load_grounding_split(
@@ -117,7 +118,7 @@ def prepare_grounding_run(request: FinetuneRequest, pvla: PVLASettings | None) -
     return GroundingRun(request, model, task, train_split.spec, skipped)
 
 
-def _highlight_dataset(request: FinetuneRequest, data_format: str) -> str | None:
+def _highlight_dataset(request: GroundingFinetuneRequest, data_format: str) -> str | None:
     """ "youtube" / "tvsum" when the request or the data's format says so; a mismatch is refused."""
     found = next((name for name, fmt in DATASET_FORMATS.items() if fmt == data_format), None)
     if request.dataset is None:

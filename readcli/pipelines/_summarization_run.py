@@ -17,7 +17,8 @@ from readcli.backbones.vision_guided_config import GenerationSettings
 from readcli.backbones.vision_guided_io import load_vision_guided
 from readcli.data.how2 import How2Dataset, How2Limits, load_how2_split
 from readcli.fileio import atomic_write_text
-from readcli.pipelines.finetune import BEST_DIR, FinetuneRequest, RecordedRun
+from readcli.pipelines.finetune_record import BEST_DIR, RecordedRun
+from readcli.pipelines.finetune_request import SummarizationFinetuneRequest
 from readcli.seeding import seed_everything
 from readcli.training.guards import require_finite_weights
 from readcli.training.loop import EvalOutput
@@ -29,7 +30,7 @@ TASK = "vls"
 SUMMARIES_FILE = "best_val_summaries.txt"
 
 
-def generation_settings(request: FinetuneRequest) -> GenerationSettings:
+def generation_settings(request: SummarizationFinetuneRequest) -> GenerationSettings:
     return GenerationSettings(
         beams=request.beams,
         no_repeat_ngram_size=request.no_repeat_ngram_size,
@@ -39,7 +40,7 @@ def generation_settings(request: FinetuneRequest) -> GenerationSettings:
 
 @dataclass
 class SummarizationRun(RecordedRun):
-    request: FinetuneRequest
+    request: SummarizationFinetuneRequest
     model: VisionGuidedSeq2Seq
     task: SummarizationTask
     skipped_missing: int
@@ -65,7 +66,9 @@ class SummarizationRun(RecordedRun):
         atomic_write_text(out / SUMMARIES_FILE, "".join(f"{r['video_id']} {r['summary']}\n" for r in rows))
 
 
-def prepare_summarization_run(request: FinetuneRequest, pvla: PVLASettings | None) -> SummarizationRun:
+def prepare_summarization_run(
+    request: SummarizationFinetuneRequest, pvla: PVLASettings | None
+) -> SummarizationRun:
     """Load backbone and data, check they fit, inject the method: everything before the first step."""
     settings = method_settings(request.method, bottleneck=request.bottleneck, rnn=request.rnn)
     generation = generation_settings(request)  # validates before any heavy work

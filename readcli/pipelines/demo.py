@@ -15,7 +15,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from readcli.demo.execute import run_protocol
+from readcli.demo.methods import DEMO_METHODS, default_methods, demo_method
+from readcli.demo.report import text_table, world_table
+from readcli.demo.results import mastery_line, write_outputs
+from readcli.demo.tlg import GroundingDemo
+from readcli.demo.vls.config import vls_config
+from readcli.demo.vls.task import DEFAULT_METHODS, VLS_METHODS, VLSTask
 from readcli.errors import InvalidValueError, choices_text
+from readcli.fileio import cache_dir
+from readcli.threads import check_threads, default_workers
 
 TASKS: tuple[str, ...] = ("tlg", "vls", "all")
 # learning-rate grids for a task that does not define its own (same number of points for all)
@@ -64,14 +73,10 @@ class DemoResult:
 
 def demo_cache() -> Path:
     """`$READCLI_CACHE/demo`, else `~/.cache/readcli/demo` (the backbone presets' cache root)."""
-    from readcli.fileio import cache_dir
-
     return cache_dir() / "demo"
 
 
 def _build_tasks(request: DemoRequest, scratch: Path) -> dict[str, Any]:
-    from readcli.demo.methods import DEMO_METHODS, default_methods
-
     unknown = [m for m in request.methods if m not in DEMO_METHODS]
     if unknown:
         raise InvalidValueError(
@@ -81,8 +86,6 @@ def _build_tasks(request: DemoRequest, scratch: Path) -> dict[str, Any]:
     names = ("tlg", "vls") if request.task == "all" else (request.task,)
     tasks: dict[str, Any] = {}
     if "tlg" in names:
-        from readcli.demo.tlg import GroundingDemo
-
         methods = request.methods or default_methods(request.full)
         tasks["tlg"] = GroundingDemo(profile, scratch, methods)
     if "vls" in names:
@@ -92,9 +95,6 @@ def _build_tasks(request: DemoRequest, scratch: Path) -> dict[str, Any]:
 
 def _vls_task(request: DemoRequest, profile: str) -> Any:
     """The summarization task (readcli/demo/vls/): every row a vision-guided BART can take."""
-    from readcli.demo.vls.config import vls_config
-    from readcli.demo.vls.task import DEFAULT_METHODS, VLS_METHODS, VLSTask
-
     if request.methods:
         keys = tuple(m for m in request.methods if m in VLS_METHODS)
         if not keys:
@@ -106,8 +106,6 @@ def _vls_task(request: DemoRequest, profile: str) -> Any:
 
 
 def _grids(task: Any) -> dict[str, tuple[float, ...]]:
-    from readcli.demo.methods import demo_method
-
     own = getattr(task, "lr_grid", None)
     if own is not None:
         return {m: tuple(own(m)) for m in task.methods()}
@@ -116,11 +114,6 @@ def _grids(task: Any) -> dict[str, tuple[float, ...]]:
 
 def run(request: DemoRequest, progress: Callable[[Any], None] | None = None) -> DemoResult:
     """Run the protocol for the requested tasks and write DIR/results.{md,json} and the plot."""
-    from readcli.demo.execute import run_protocol
-    from readcli.demo.report import world_table
-    from readcli.demo.results import write_outputs
-    from readcli.threads import check_threads, default_workers
-
     started = time.perf_counter()
     threads = check_threads(request.threads) if request.threads is not None else 1
     jobs = request.jobs if request.jobs is not None else default_workers(threads)
@@ -151,6 +144,12 @@ def run(request: DemoRequest, progress: Callable[[Any], None] | None = None) -> 
     seconds = time.perf_counter() - started
     paths = write_outputs(request.out, tables, outcome, source_only, {**extra, "seconds": seconds})
     return DemoResult(tables, outcome.sources, source_only, paths, seconds, jobs, threads, extra)
+
+
+def report_lines(result: DemoResult) -> tuple[list[str], list[str]]:
+    """What `readcli demo` prints: each source backbone's mastery line, and each world's text table."""
+    mastery = [mastery_line(name, report) for name, reports in result.sources.items() for report in reports]
+    return mastery, [text_table(table) for table in result.tables]
 
 
 def _source_only(tasks: dict[str, Any], cache: Path) -> dict[str, dict[str, dict[str, float]]]:

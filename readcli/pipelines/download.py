@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from readcli.errors import InputFileError, InvalidValueError, OfflineError
+from readcli.weights import hub  # by module: tests stand in for its network calls
 from readcli.weights.catalog import CHOOSE, HUB, WeightFile, canonical, preset_files
+from readcli.weights.digest import verify
+from readcli.weights.http import DownloadError, fetch
 from readcli.weights.status import DAMAGED, PRESENT, file_status
 
 Event = Callable[[WeightFile, str, int, "int | None"], None]  # (file, stage, bytes, total bytes)
@@ -72,9 +75,7 @@ def run(request: DownloadRequest, progress: Event | None = None) -> DownloadResu
         else:
             missing.append(entry)
     if missing:
-        from readcli.weights.hub import offline_reason
-
-        reason = offline_reason()
+        reason = hub.offline_reason()
         if reason is not None:
             raise OfflineError(f"offline ({reason}): {_would_fetch(missing)}")
     for number, entry in enumerate(missing):
@@ -92,8 +93,6 @@ def _fetch(entry: WeightFile, command: str, progress: Event | None) -> FileOutco
         outcome = _fetch_hub(entry)
         report(entry, "done", outcome.path.stat().st_size, outcome.path.stat().st_size)
         return outcome
-    from readcli.weights.http import fetch
-
     target = entry.location()
     assert target is not None  # a URL file always has a location
     fetched = fetch(
@@ -107,11 +106,9 @@ def _fetch(entry: WeightFile, command: str, progress: Event | None) -> FileOutco
 def _fetch_hub(entry: WeightFile) -> FileOutcome:
     """Snapshot the repository's files, then check the weights file against the card and every fetched
     file against the digests the hub publishes (huggingface_hub's own verification)."""
-    from readcli.weights.digest import verify
-    from readcli.weights.http import DownloadError
-    from readcli.weights.hub import hub_mismatches, snapshot
-
-    folder = snapshot(entry.source, entry.revision, patterns=entry.patterns, what=f"preset {entry.preset}")
+    folder = hub.snapshot(
+        entry.source, entry.revision, patterns=entry.patterns, what=f"preset {entry.preset}"
+    )
     path = folder / entry.file_name
     if not path.is_file():
         raise DownloadError(
@@ -120,14 +117,14 @@ def _fetch_hub(entry: WeightFile) -> FileOutcome:
     verdict = verify(path, entry, cached=False)
     if not verdict.ok:
         raise DownloadError(f"{path} ({entry.source}) has {verdict.problem}; {_remove_hint(entry)}")
-    checked, differ = hub_mismatches(entry.source, entry.revision)
+    checked, differ = hub.hub_mismatches(entry.source, entry.revision)
     if differ:
         raise DownloadError(
             f"{entry.source}: the cached {', '.join(differ[:3])} differ from the hub's digests; "
             f"{_remove_hint(entry)}"
         )
-    hub = f"hub digests of {checked} files" if checked else ""
-    return FileOutcome(entry, "fetched", path, " + ".join(part for part in (verdict.checked, hub) if part))
+    digests = f"hub digests of {checked} files" if checked else ""
+    return FileOutcome(entry, "fetched", path, " + ".join(p for p in (verdict.checked, digests) if p))
 
 
 def _remove_hint(entry: WeightFile) -> str:

@@ -27,7 +27,7 @@ from readcli.features.queries import Query, read_queries
 from readcli.features.sources import Shard, Source, collect_sources, parse_shard, take_shard
 from readcli.features.store import TEXT_KEY, VIDEO_KEY, save_feature_array
 from readcli.fileio import atomic_write_json, check_output_dir
-from readcli.ranges import MAX_BATCH_SIZE
+from readcli.options.features import FRAMES_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class ExtractRequest:
     clip_model: str = DEFAULT_MODEL
     clip_weights: str = "openai"
     clip_len: float = 2.0
-    batch_size: int = 32
+    batch_size: int = FRAMES_BATCH.default
     device: str = "auto"
     shard: str | None = None  # "I/N", I counted from 0
     queries: Path | None = None  # a jsonl with qid and query per row
@@ -117,11 +117,7 @@ class _Run:
 def _validate(request: ExtractRequest) -> Shard | None:
     if not request.paths and request.queries is None:
         raise InvalidValueError("nothing to extract: give video PATHs, --queries FILE, or both")
-    if not 1 <= request.batch_size <= MAX_BATCH_SIZE:
-        raise InvalidValueError(
-            f"--batch-size {request.batch_size} is invalid: use a positive integer <= {MAX_BATCH_SIZE} "
-            "(e.g. 32)"
-        )
+    FRAMES_BATCH.validate(request.batch_size)
     check_clip_len(request.clip_len)
     check_output_dir(request.out_dir, "--out")  # a file, or not writable: refused before CLIP loads
     return parse_shard(request.shard)

@@ -16,12 +16,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
+from readcli.adapters.bundle import load_bundle
 from readcli.adapters.bundle_source import bundle_backbone, resolve_adapter
+from readcli.backbones.registry import load_backbone
 from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.cache import FeatureCache
-from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder
+from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder, resolve_device
+from readcli.fileio import atomic_write_with, check_output_file
+from readcli.inference.backbone_features import inference_spec, require_clip_stream
+from readcli.inference.windows import WindowSettings, ground_windows, plan_windows
 from readcli.logfilter import dropping_records
-from readcli.ranges import MAX_BATCH_SIZE
+from readcli.options.features import FRAMES_BATCH
 from readcli.weights.provenance import ClipUse, Provenance, run_provenance
 
 log = logging.getLogger(__name__)
@@ -40,7 +47,7 @@ class GroundRequest:
     clip_weights: str = "openai"
     top_k: int = 5
     device: str = "auto"
-    batch_size: int = 32  # frames per CLIP forward pass
+    batch_size: int = FRAMES_BATCH.default  # frames per CLIP forward pass
     stride: int | None = None  # clips between window starts; None: half a window
     nms_iou: float = 0.5
 
@@ -105,10 +112,7 @@ def _validate(request: GroundRequest) -> None:
     if request.stride is not None and request.stride < 1:
         raise InvalidValueError(f"--stride {request.stride} is invalid: use a number of clips >= 1")
 
-    if not 1 <= request.batch_size <= MAX_BATCH_SIZE:
-        raise InvalidValueError(
-            f"--batch-size {request.batch_size} is invalid: use an integer >= 1 and <= {MAX_BATCH_SIZE}"
-        )
+    FRAMES_BATCH.validate(request.batch_size)
     if not request.video.is_file():
         what = "is a directory, not a video file" if request.video.is_dir() else "video file not found"
         raise InputFileError(f"{request.video}: {what}")
@@ -134,11 +138,6 @@ def _query_warnings(encoder: ClipEncoder, queries: tuple[str, ...], max_q_l: int
 
 def _load_model(request: GroundRequest) -> tuple[Any, Any]:
     """The backbone on the request's device, with the bundle loaded when given, and its feature spec."""
-    from readcli.adapters.bundle import load_bundle
-    from readcli.backbones.registry import load_backbone
-    from readcli.features.clip_encoder import resolve_device
-    from readcli.inference.backbone_features import inference_spec
-
     assert request.backbone is not None  # run() resolved it (bundle_backbone)
     model = load_backbone(request.backbone, device=resolve_device(request.device))
     extra = None
@@ -161,9 +160,6 @@ def run(
     `encoder`: a ClipEncoder already loaded (long-lived callers, tests); the request's clip_model and
     clip_weights are then not used. `cache`: the feature cache (default: `FeatureCache()`).
     """
-    from readcli.inference.backbone_features import require_clip_stream
-    from readcli.inference.windows import WindowSettings, ground_windows, plan_windows
-
     began = time.perf_counter()
     report = progress or (lambda event: None)
     _validate(request)
@@ -226,13 +222,16 @@ def run(
     )
 
 
+def check_png(path: Path) -> None:
+    """Refuse an unwritable --png before the run: a bad --png must not cost the whole video."""
+    check_output_file(path, "--png")
+
+
 def write_saliency_png(result: GroundResult, path: str | Path) -> None:
     """Per query, the saliency curve over time with its top moments shaded; written atomically."""
-    import numpy as np
+    # lazy: matplotlib (heavy to import) loads only when --png is asked
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from readcli.fileio import atomic_write_with
 
     n = len(result.queries)
     figure = Figure(figsize=(10.0, 1.2 + 2.2 * n))

@@ -12,17 +12,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
+from readcli.alignment import cosine_cost, solve_partial_ot
 from readcli.errors import InvalidValueError
-from readcli.ranges import TAU_VALID, valid_tau
+from readcli.features.cache import FeatureCache
+from readcli.features.clip_encoder import ClipEncoder
+from readcli.features.store import TEXT_KEY, VIDEO_KEY, check_feature_array, load_feature_array
+from readcli.features.token_words import token_labels
+from readcli.fileio import atomic_write_with, check_output_file
+from readcli.options.alignment import MASS, MAX_ITER, TAU, TOL
 from readcli.weights.provenance import ClipUse, Provenance, features_provenance, run_provenance
-
-if TYPE_CHECKING:
-    from readcli.features.cache import FeatureCache
-    from readcli.features.clip_encoder import ClipEncoder
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,10 @@ class InspectOTRequest:
     clip_weights: str = "openai"
     clip_len: float = 2.0
     device: str = "auto"
-    mass: float = 0.5
-    tau: float = 0.05
-    max_iter: int = 1000
-    tol: float = 1e-6
+    mass: float = MASS.default
+    tau: float = TAU.default
+    max_iter: int = MAX_ITER.default
+    tol: float = TOL.default
     top_k: int = 10
 
     def __post_init__(self) -> None:
@@ -51,15 +53,10 @@ class InspectOTRequest:
             raise InvalidValueError('give the text side once: --text-features T.npz or --query "QUERY"')
         if not (math.isfinite(self.clip_len) and self.clip_len > 0):
             raise InvalidValueError(f"--clip-len {self.clip_len} is invalid: use seconds > 0")
-        if not (math.isfinite(self.mass) and 0 < self.mass <= 1):
-            raise InvalidValueError(f"--mass {self.mass} is out of range: use a fraction in (0, 1]")
-
-        if not valid_tau(self.tau):
-            raise InvalidValueError(f"--tau {self.tau} is invalid: {TAU_VALID}")
-        if self.max_iter < 1:
-            raise InvalidValueError(f"--max-iter {self.max_iter} is invalid: use an integer >= 1")
-        if not (math.isfinite(self.tol) and self.tol >= 0):
-            raise InvalidValueError(f"--tol {self.tol} is invalid: use a finite number >= 0")
+        MASS.validate(self.mass)  # ranges and words: readcli.options.alignment
+        TAU.validate(self.tau)
+        MAX_ITER.validate(self.max_iter)
+        TOL.validate(self.tol)
         if self.top_k < 0:
             raise InvalidValueError(f"--top {self.top_k} is invalid: use an integer >= 0")
 
@@ -115,19 +112,11 @@ def run(
     `encoder` / `cache`: an already loaded CLIP encoder and a feature cache (long-lived callers,
     tests); by default the request's CLIP model is loaded when a video or a query is given.
     """
-    import torch
-
-    from readcli.alignment import cosine_cost, solve_partial_ot
-
     if encoder is None and (request.video is not None or request.query is not None):
-        from readcli.features.clip_encoder import ClipEncoder
-
         encoder = ClipEncoder.load(request.clip_model, request.clip_weights, device=request.device)
     video, text = _features(request, encoder, cache)  # (N_V, d), (N_L, d)
     tokens: tuple[str, ...] = ()
     if request.query is not None and encoder is not None:
-        from readcli.features.token_words import token_labels
-
         tokens = tuple(token_labels(encoder, request.query))  # one per row of `text`
     used = run_provenance(
         backbone=None, adapter=None, clip=ClipUse.of(encoder.spec, request.clip_weights) if encoder else None
@@ -159,17 +148,11 @@ def _features(
     request: InspectOTRequest, encoder: ClipEncoder | None, cache: FeatureCache | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """The video rows and the query's token rows, from files or extracted like `readcli ground`."""
-    from readcli.features.store import TEXT_KEY, VIDEO_KEY, check_feature_array, load_feature_array
-
     if encoder is None and (request.video is not None or request.query is not None):
-        from readcli.features.clip_encoder import ClipEncoder
-
         encoder = ClipEncoder.load(request.clip_model, request.clip_weights, device=request.device)
     if request.video_features is not None:
         video = load_feature_array(request.video_features, VIDEO_KEY)  # (N_V, d)
     else:
-        from readcli.features.cache import FeatureCache
-
         assert encoder is not None and request.video is not None  # by the request's checks
         cached = (cache or FeatureCache()).get(request.video, encoder, clip_len=request.clip_len)
         video = check_feature_array(cached.features, str(request.video))  # (N_V, d)
@@ -191,12 +174,16 @@ def _top_pairs(plan: np.ndarray, cost: np.ndarray, k: int) -> tuple[AlignedPair,
     )
 
 
+def check_png(path: Path) -> None:
+    """Refuse an unwritable --png before any features are read or extracted."""
+    check_output_file(path, "--png")
+
+
 def write_plan_png(result: InspectOTResult, path: str | Path) -> None:
     """The plan as an image (tokens down, clips across), written atomically; no global pyplot state."""
+    # lazy: matplotlib (heavy to import) loads only when --png is asked
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-
-    from readcli.fileio import atomic_write_with
 
     n_v, n_l = result.plan.shape
     figure = Figure(figsize=(min(16.0, 2 + n_v * 0.12), min(10.0, 1.5 + n_l * 0.25)))

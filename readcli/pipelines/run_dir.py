@@ -14,6 +14,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from readcli.backbones.presets import card_name
+from readcli.backbones.vision_guided_io import VG_PRESETS
 from readcli.errors import InvalidValueError, OutputFileError
 from readcli.fileio import atomic_write_json, write_failure
 from readcli.training.train_checkpoint import CHECKPOINTS, LATEST
@@ -116,9 +118,6 @@ def _remove(path: Path) -> None:
 def with_absolute_paths(request: R) -> R:
     """`data`, `out` and a `backbone` that names a file or folder (not a preset) as absolute paths, so
     `--resume RUN` works from any directory."""
-    from readcli.backbones.presets import card_name
-    from readcli.backbones.vision_guided_io import VG_PRESETS
-
     fields: Any = request
     backbone = fields.backbone
     if card_name(backbone) is None and backbone not in VG_PRESETS and Path(backbone).expanduser().exists():

@@ -25,7 +25,10 @@ from readcli.backbones.vision_guided_io import load_official_checkpoint, load_vi
 from readcli.data.how2 import How2Limits
 from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder
+from readcli.features.extractor import VideoFailed, extract_videos
 from readcli.features.store import VIDEO_KEY, load_feature_array
+from readcli.features.weights import resolve_weights
+from readcli.options.features import FRAMES_BATCH
 from readcli.training.loop import resolve_device
 from readcli.weights.provenance import ClipUse, Provenance, features_provenance, run_provenance
 
@@ -109,13 +112,11 @@ def _check(request: SummarizeRequest) -> None:
 
 
 def _extract(request: SummarizeRequest, encoder: ClipEncoder | None, device: str) -> np.ndarray:
-    from readcli.features.extractor import VideoFailed, extract_videos
-
     path = Path(request.video or "")
     if not path.is_file():
         raise InputFileError(f"video {path}: file {'is a directory' if path.is_dir() else 'not found'}")
     encoder = encoder or ClipEncoder.load(request.clip_model, request.clip_weights, device=device)
-    for item in extract_videos([path], encoder, clip_len=request.clip_len, batch_size=32):
+    for item in extract_videos([path], encoder, clip_len=request.clip_len, batch_size=FRAMES_BATCH.default):
         if isinstance(item, VideoFailed):
             raise InputFileError(item.reason)
         return item.features  # (T, 512)
@@ -145,6 +146,7 @@ def _generation(request: SummarizeRequest, extra: dict[str, Any]) -> GenerationS
 
 def _clip_dim(model_name: str) -> int | None:
     """The image-embedding width of an open_clip model, from its config (None when unknown)."""
+    # lazy: open_clip (heavy: seconds to import) loads only when a VIDEO is summarized
     import open_clip
 
     width = (open_clip.get_model_config(model_name) or {}).get("embed_dim")
@@ -266,8 +268,6 @@ def _provenance(request: SummarizeRequest, backbone: str, encoder: ClipEncoder |
         if encoder is not None:
             clip = ClipUse.of(encoder.spec, request.clip_weights)
         else:
-            from readcli.features.weights import resolve_weights
-
             found = resolve_weights(request.clip_weights, request.clip_model)  # cached by _extract's load
             kind = "openai" if request.clip_weights == "openai" else "path"
             clip = ClipUse(request.clip_model, kind, request.clip_weights, found.sha256)

@@ -52,6 +52,7 @@ def demo(
 ) -> None:
     """Pretrain small backbones on synthetic source worlds, adapt every method on every target world with
     its learning rate chosen on dev, and compare each with READ-PVLA on test (paired bootstrap)."""
+    # lazy: torch and the pipelines load only when the command runs (`readcli --help` stays fast)
     from readcli.pipelines.demo import DemoRequest, run
 
     request = DemoRequest(
@@ -60,6 +61,7 @@ def demo(
         threads=threads,
     )  # fmt: skip
     if sys.stdout.isatty():
+        # lazy: rich loads only when the command shows its output, not for --help (bench/cli_startup_bench.py)
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"))
@@ -97,15 +99,15 @@ class _PlainLines:
 
 
 def _render(result: Any) -> None:
-    from readcli.demo.report import text_table
-    from readcli.demo.results import mastery_line
+    # lazy: the pipeline (torch, the demo package) is loaded by the command already; not by --help
+    from readcli.pipelines.demo import report_lines
 
-    for name, reports in result.sources.items():
-        for report in reports:
-            console.print(mastery_line(name, report), highlight=False, soft_wrap=True)
-    for table in result.tables:
+    mastery, tables = report_lines(result)
+    for line in mastery:
+        console.print(line, highlight=False, soft_wrap=True)
+    for table in tables:
         console.print("", highlight=False)
-        console.print(text_table(table), highlight=False, markup=False, soft_wrap=True)
+        console.print(table, highlight=False, markup=False, soft_wrap=True)
     console.print(
         "(H): the verdict survives the Holm correction across the rows of its world", highlight=False
     )

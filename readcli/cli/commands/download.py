@@ -10,7 +10,7 @@ import typer
 from readcli.cli.common import err_console, error_boundary
 
 if TYPE_CHECKING:
-    from readcli.weights.catalog import WeightFile
+    from readcli.pipelines.download import WeightFile
 
 _EVERY_S = 10.0  # a progress line at most this often (plain lines: they read well in a log file too)
 
@@ -25,6 +25,7 @@ def download(
     ],
 ) -> None:
     """Fetch the weights the presets need (verified against their cards); present files are kept."""
+    # lazy: torch and the pipelines load only when the command runs (`readcli --help` stays fast)
     from readcli.pipelines.download import DownloadRequest, run
 
     result = run(DownloadRequest(tuple(presets)), progress=_Progress())

@@ -40,6 +40,7 @@ def evaluate(
     ] = False,
 ) -> None:
     """Score predictions: QVHighlights / YouTube Highlights / TVSum metrics, or ROUGE for summaries."""
+    # lazy: torch and the pipelines load only when the command runs (`readcli --help` stays fast)
     from readcli.pipelines.evaluate import EvaluateRequest
     from readcli.pipelines.evaluate import evaluate as run
 
@@ -55,7 +56,8 @@ def evaluate(
         else ("queries" if result.dataset == "qvhighlights" else "videos")
     )
     title = f"{_TITLES.get(result.dataset, 'ROUGE F1 (' + result.dataset + ')')}: {result.count} {what}"
-    from rich.table import Table  # lazy: start-up (bench/cli_startup_bench.py)
+    # lazy: rich loads only when the command shows its output, not for --help (bench/cli_startup_bench.py)
+    from rich.table import Table
 
     table = Table(title=title, min_width=len(title) + 4)
     table.add_column("metric")

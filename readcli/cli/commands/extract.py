@@ -9,8 +9,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from readcli.cli.common import console, err_console, error_boundary, report_error, threads_option, use_threads
+from readcli.cli.common import (
+    cli_option,
+    console,
+    err_console,
+    error_boundary,
+    report_error,
+    threads_option,
+    use_threads,
+)
 from readcli.cli.progress import Ticker, plain_progress
+from readcli.options.features import FRAMES_BATCH
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -55,7 +64,8 @@ class _Renderer:
 
 
 def _summary(result: Any) -> Table:
-    from rich.table import Table  # lazy: start-up (bench/cli_startup_bench.py)
+    # lazy: rich loads only when the command shows its output, not for --help (bench/cli_startup_bench.py)
+    from rich.table import Table
 
     table = Table(title=f"extract -> {result.out_dir}", show_edge=False)
     for column in ("status", "videos", "queries"):
@@ -93,18 +103,20 @@ def extract(
     ] = "openai",
     clip_len: Annotated[float, typer.Option(help="Seconds per clip; one feature row per clip.")] = 2.0,
     shard: Annotated[str | None, typer.Option(help="I/N: this machine's share, I in 0..N-1.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Frames per CLIP forward pass.")] = 32,
+    batch_size: Annotated[int, cli_option(FRAMES_BATCH)] = FRAMES_BATCH.default,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON, not a table.")] = False,
     threads: Annotated[int | None, threads_option()] = None,
 ) -> None:
     """Extract CLIP features per clip of each video (and per query token), resumable and shardable."""
     use_threads(threads)
+    # lazy: torch and the pipelines load only when the command runs (`readcli --help` stays fast)
     from readcli.pipelines.extract import ExtractRequest, run
 
     request = ExtractRequest(
         tuple(paths or ()), out, clip_model, clip_weights, clip_len, batch_size, device, shard, queries
     )
+    # lazy: rich loads only when the command shows its output, not for --help (bench/cli_startup_bench.py)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -148,6 +160,7 @@ def extract_merge(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Check that sharded extract runs did every video exactly once; one line per missing or duplicate."""
+    # lazy: torch and the pipelines load only when the command runs (`readcli --help` stays fast)
     from readcli.pipelines.extract_merge import MergeRequest, run
 
     result = run(MergeRequest(tuple(folders), tuple(videos or ()), queries, into))

@@ -7,8 +7,35 @@ from typing import Annotated, Any
 
 import typer
 
-from readcli.cli.common import console, error_boundary, threads_option, use_threads
+from readcli.cli.common import cli_option, console, error_boundary, threads_option, use_threads
 from readcli.cli.progress import plain_progress
+from readcli.errors import InvalidValueError
+from readcli.options.alignment import MASS, MASS_MODE, PVLA, PVLA_WEIGHT, TAU
+from readcli.options.finetune import (
+    BACKBONE,
+    BEAMS,
+    BOTTLENECK,
+    DATASET,
+    DOMAIN,
+    FUSION_OPTION,
+    MAX_SUMMARY_LENGTH,
+    METHOD,
+    NO_REPEAT_NGRAM_SIZE,
+    RNN,
+    SELECT_METRIC,
+    TASK,
+    VIDEO_DIM,
+)
+from readcli.options.training import (
+    AMP,
+    BATCH_SIZE,
+    DEVICE,
+    EPOCHS,
+    LR,
+    SEED,
+    SKIP_MISSING,
+    TRAIN_SAMPLES,
+)
 
 SHOWN_METRICS = (
     "MR-full-R1@0.5", "MR-full-R1@0.7", "MR-full-mAP", "HL-min-VeryGood-mAP", "rouge1", "rouge2", "rougeL",
@@ -27,134 +54,64 @@ def finetune(
     out: Annotated[
         Path | None, typer.Option("--out", help="Run directory for checkpoints, bundle, logs.")
     ] = None,
-    task: Annotated[
-        str, typer.Option("--task", help="tlg (temporal language grounding) or vls (summarization, How2).")
-    ] = "tlg",
-    backbone: Annotated[
-        str | None,
-        typer.Option(
-            "--backbone",
-            help="Preset, checkpoint or directory (default: moment-detr-clip for tlg, bart-base-vg for vls).",
-        ),
-    ] = None,
-    method: Annotated[
-        str, typer.Option("--method", help="full|partial|bias|proj|lora|prompt|adapter|read")
-    ] = "read",
-    bottleneck: Annotated[
-        int | None, typer.Option("--bottleneck", "-k", help="Adapter width k (default: d/4).")
-    ] = None,
-    rnn: Annotated[str, typer.Option("--rnn", help="READ recurrence: rnn|gru|lstm.")] = "rnn",
-    pvla: Annotated[bool, typer.Option("--pvla/--no-pvla", help="Add the PVLA alignment loss.")] = True,
-    pvla_weight: Annotated[
-        float, typer.Option("--pvla-weight", help="Weight of PVLA against the task loss.")
-    ] = 1.0,
-    mass: Annotated[float, typer.Option("--mass", help="Transported mass fraction s in (0, 1].")] = 0.5,
-    mass_mode: Annotated[
-        str, typer.Option("--mass-mode", help="fixed|sweep (the paper's min over s).")
-    ] = "fixed",
-    tau: Annotated[float, typer.Option("--tau", help="Entropic temperature of the OT.")] = 0.05,
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs (default 10).")] = None,
-    lr: Annotated[float, typer.Option("--lr", help="AdamW learning rate.")] = 1e-4,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.")] = 32,
-    seed: Annotated[
-        int, typer.Option("--seed", help="Seed for subset, initialisation and data order.")
-    ] = 2018,
-    train_samples: Annotated[
-        int | None, typer.Option("--train-samples", help="Low-resource subset size.")
-    ] = None,
-    skip_missing: Annotated[
-        bool, typer.Option("--skip-missing", help="Skip rows whose features are missing.")
-    ] = False,
-    device: Annotated[str | None, typer.Option("--device", help="auto|cpu|cuda[:N] (default auto).")] = None,
-    amp: Annotated[str, typer.Option("--amp", help="auto|off|bf16|fp16 (auto: bf16 on CUDA only).")] = "auto",
+    task: Annotated[str, cli_option(TASK)] = TASK.default,
+    backbone: Annotated[str | None, cli_option(BACKBONE)] = BACKBONE.default,
+    method: Annotated[str, cli_option(METHOD)] = METHOD.default,
+    bottleneck: Annotated[int | None, cli_option(BOTTLENECK, "-k")] = BOTTLENECK.default,
+    rnn: Annotated[str | None, cli_option(RNN)] = None,  # None: not given (the method's default)
+    pvla: Annotated[bool, cli_option(PVLA)] = PVLA.default,
+    pvla_weight: Annotated[float, cli_option(PVLA_WEIGHT)] = PVLA_WEIGHT.default,
+    mass: Annotated[float, cli_option(MASS)] = MASS.default,
+    mass_mode: Annotated[str, cli_option(MASS_MODE)] = MASS_MODE.default,
+    tau: Annotated[float, cli_option(TAU)] = TAU.default,
+    epochs: Annotated[int, cli_option(EPOCHS)] = EPOCHS.default,
+    lr: Annotated[float, cli_option(LR)] = LR.default,
+    batch_size: Annotated[int, cli_option(BATCH_SIZE)] = BATCH_SIZE.default,
+    seed: Annotated[int, cli_option(SEED)] = SEED.default,
+    train_samples: Annotated[int | None, cli_option(TRAIN_SAMPLES)] = TRAIN_SAMPLES.default,
+    skip_missing: Annotated[bool, cli_option(SKIP_MISSING)] = SKIP_MISSING.default,
+    device: Annotated[str, cli_option(DEVICE)] = DEVICE.default,
+    amp: Annotated[str, cli_option(AMP)] = AMP.default,
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue the run in this directory.")
     ] = None,
-    select_metric: Annotated[
-        str | None,
-        typer.Option(
-            "--select-metric", help="Metric that picks the best epoch (tlg: MR-full-mAP, vls: rougeL)."
-        ),
-    ] = None,
-    video_dim: Annotated[
-        int | None,
-        typer.Option("--video-dim", help="vls: video feature width (new fusion head; default 2048)."),
-    ] = None,
-    fusion_option: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--fusion-option",
-            help="vls: KEY=VALUE fusion option (e.g. cross_attn_type=5, use_img_trans=false); repeatable.",
-        ),
-    ] = None,
-    beams: Annotated[int, typer.Option("--beams", help="vls: beam search width (official 5).")] = 5,
-    no_repeat_ngram_size: Annotated[
-        int, typer.Option("--no-repeat-ngram-size", help="vls: block repeated n-grams (0 = off).")
-    ] = 3,
-    max_summary_length: Annotated[
-        int,
-        typer.Option(
-            "--max-summary-length",
-            help="vls: most tokens per summary, the start token counted (official 64).",
-        ),
-    ] = 64,
-    dataset: Annotated[
-        str | None,
-        typer.Option(
-            "--dataset", help="tlg: youtube|tvsum highlight detection (default: the data's format)."
-        ),
-    ] = None,
-    domain: Annotated[
-        str | None,
-        typer.Option(
-            "--domain", help="youtube/tvsum: one domain, or 'all' (one run per domain, OUT/<domain>/)."
-        ),
-    ] = None,
+    select_metric: Annotated[str | None, cli_option(SELECT_METRIC)] = SELECT_METRIC.default,
+    video_dim: Annotated[int | None, cli_option(VIDEO_DIM)] = VIDEO_DIM.default,
+    fusion_option: Annotated[list[str] | None, cli_option(FUSION_OPTION)] = FUSION_OPTION.default,
+    beams: Annotated[int, cli_option(BEAMS)] = BEAMS.default,
+    no_repeat_ngram_size: Annotated[int, cli_option(NO_REPEAT_NGRAM_SIZE)] = NO_REPEAT_NGRAM_SIZE.default,
+    max_summary_length: Annotated[int, cli_option(MAX_SUMMARY_LENGTH)] = MAX_SUMMARY_LENGTH.default,
+    dataset: Annotated[str | None, cli_option(DATASET)] = DATASET.default,
+    domain: Annotated[str | None, cli_option(DOMAIN)] = DOMAIN.default,
     threads: Annotated[int | None, threads_option()] = None,
 ) -> None:
     """Fine-tune a frozen backbone with READ (or a baseline method) and PVLA (grounding or summarization)."""
     use_threads(threads)
-    from readcli.backbones.vision_guided_config import parse_fusion_options
+    # lazy: torch and the pipelines load only when the command runs (`readcli --help` stays fast)
     from readcli.pipelines import finetune as pipeline
-    from readcli.pipelines import highlights
-    from readcli.training.distributed import env_dist
-    from readcli.training.loop import TrainSettings
+    from readcli.pipelines import finetune_domains, finetune_request
 
-    if resume is not None:
-        changes = _given_on_resume(ctx, resume)
-        if highlights.is_domains_dir(resume):
-            request = highlights.resume_domains_request(resume, epochs=epochs, device=device, changes=changes)
+    given = _given_options(ctx)
+    if resume is not None:  # every option given is checked against the run's recorded one
+        if finetune_domains.is_domains_dir(resume):
+            request = finetune_domains.resume_domains_request(resume, changes=given)
         else:
-            request = pipeline.resume_request(resume, epochs=epochs, device=device, changes=changes)
+            request = pipeline.resume_request(resume, changes=given)
     else:
-        _require(data=data, out=out)
-        settings = TrainSettings(
-            epochs=10 if epochs is None else epochs,  # 0 reaches TrainSettings' range check
-            lr=lr,
-            batch_size=batch_size,
-            seed=seed,
-            device=device or "auto",
-            amp=amp,  # type: ignore[arg-type]
-            select_metric=select_metric or pipeline.SELECT_METRICS.get(task, "MR-full-mAP"),
-        )
-        request = pipeline.FinetuneRequest(
-            data=str(data), out=str(out), task=task,
-            backbone=backbone or pipeline.DEFAULT_BACKBONES.get(task, "moment-detr-clip"), method=method,
-            bottleneck=bottleneck, rnn=rnn, pvla=pvla, pvla_weight=pvla_weight, mass=mass,
-            mass_mode=mass_mode, tau=tau, train_samples=train_samples, skip_missing=skip_missing,
-            train=settings, video_dim=video_dim, beams=beams, no_repeat_ngram_size=no_repeat_ngram_size,
-            max_summary_length=max_summary_length, dataset=dataset, domain=domain,
-            fusion_options=parse_fusion_options(fusion_option or []) or None,
-        )  # fmt: skip
-    if (request.domain or "").lower() == "all":
-        with _Progress() as progress:
-            table = highlights.run_domains(
-                request,
-                resume=resume is not None,
-                progress=progress,
-                on_domain=_announce_domain if env_dist().is_main else None,
+        if data is None or out is None:
+            missing = " and ".join(
+                name for name, value in (("--data", data), ("--out", out)) if value is None
             )
-        if env_dist().is_main:  # under torchrun every rank gets here; one table is enough
+            raise InvalidValueError(f"missing {missing} (or use --resume RUN_DIR)")
+        for name in ("data", "out", "task"):
+            given.pop(name, None)
+        request = finetune_request.new_request(task, data, out, given)
+    if finetune_domains.is_all_domains(request):
+        with _Progress() as progress:
+            table = finetune_domains.run_domains(
+                request, resume=resume is not None, progress=progress, on_domain=_announce_domain
+            )
+        if table.rank == 0:  # under torchrun every rank gets here; one table is enough
             _render_domains(table)
         return
     with _Progress() as progress:
@@ -163,53 +120,30 @@ def finetune(
         _render(result)
 
 
-# options that name a field of the recorded request (run.json); --epochs and --device are applied apart
-_RESUME_FIELDS = (
-    "data", "task", "backbone", "method", "bottleneck", "rnn", "pvla", "pvla_weight", "mass", "mass_mode",
-    "tau", "lr", "batch_size", "seed", "train_samples", "skip_missing", "amp", "select_metric",
-    "video_dim", "beams", "no_repeat_ngram_size", "max_summary_length", "dataset", "domain",
-)  # fmt: skip
-
-
-def _given_on_resume(ctx: typer.Context, resume: Path) -> dict[str, Any]:
-    """The options typed with --resume, by request field: the pipeline refuses any that differs from
-    the run's recorded value (docs/training.md), so none is silently ignored."""
-    import os
-
-    from readcli.errors import InvalidValueError
-
-    def given(name: str) -> bool:
+def _given_options(ctx: typer.Context) -> dict[str, Any]:
+    """The options typed (or set in the environment), by request field: on --resume the pipeline
+    refuses any that differs from the run's recorded value (docs/training.md), so none is silently
+    ignored; on a fresh run every other option takes its default, and the other task's are refused."""
+    given: dict[str, Any] = {}
+    for name, value in ctx.params.items():
         source = ctx.get_parameter_source(name)
-        return source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT")
-
-    out = ctx.params.get("out")
-    if given("out") and out is not None and os.path.abspath(out) != os.path.abspath(resume):
-        raise InvalidValueError(
-            f"--out {out} differs from --resume {resume}: a resumed run continues in its own folder; "
-            "drop --out"
-        )
-    changes = {name: ctx.params[name] for name in _RESUME_FIELDS if given(name)}
-    if "data" in changes:
-        changes["data"] = str(changes["data"])
-    if given("fusion_option"):  # --fusion-option KEY=VALUE ... is the request's fusion_options
-        from readcli.backbones.vision_guided_config import parse_fusion_options
-
-        changes["fusion_options"] = parse_fusion_options(ctx.params["fusion_option"] or []) or None
-    return changes
+        if name in _NOT_REQUEST_FIELDS or source is None or source.name not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        if name == "fusion_option":  # --fusion-option KEY=VALUE ...: the request's fusion_options
+            given["fusion_options"] = list(value or ())
+        else:
+            given[name] = str(value) if isinstance(value, Path) else value
+    return given
 
 
-def _require(**options: Any) -> None:
-    from readcli.errors import InvalidValueError
-
-    missing = [f"--{name}" for name, value in options.items() if value is None]
-    if missing:
-        raise InvalidValueError(f"missing {' and '.join(missing)} (or use --resume RUN_DIR)")
+_NOT_REQUEST_FIELDS = ("resume", "threads")
 
 
 class _Progress:
     """Renders the loop's progress events: a bar per epoch with loss parts, it/s and ETA."""
 
     def __enter__(self) -> _Progress:
+        # lazy: rich loads only when the command shows its output, not for --help (bench/cli_startup_bench.py)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.bar = Progress(
@@ -257,6 +191,7 @@ class _Progress:
 
 
 def _render(result: Any) -> None:
+    # lazy: rich loads only when the command shows its output, not for --help (bench/cli_startup_bench.py)
     from rich.table import Table
 
     table = Table(title=f"best epoch {result.best_epoch}", show_header=True)
@@ -281,6 +216,7 @@ def _announce_domain(domain: str, index: int, total: int) -> None:
 
 def _render_domains(result: Any) -> None:
     """The paper's per-domain table (tables 1 and 2): one column per domain and the average."""
+    # lazy: rich loads only when the command shows its output, not for --help (bench/cli_startup_bench.py)
     from rich.table import Table
 
     title = {"youtube": "YouTube Highlights", "tvsum": "TVSum"}.get(result.dataset, result.dataset)

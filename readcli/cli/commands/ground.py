@@ -37,7 +37,8 @@ def sparkline(values: Sequence[float], width: int) -> str:
 
 
 def _table(query: Any) -> Table:
-    from rich.table import Table  # lazy: start-up (bench/cli_startup_bench.py)
+    # lazy: rich loads only when the command shows its output, not for --help (bench/cli_startup_bench.py)
+    from rich.table import Table
 
     table = Table(show_edge=False)
     for column in ("rank", "start (s)", "end (s)", "score"):
@@ -87,16 +88,16 @@ def ground(
 ) -> None:
     """Find the moments of a video that match each query, and its saliency curve."""
     use_threads(threads)
-    from readcli.pipelines.ground import GroundRequest, run, write_saliency_png
+    # lazy: torch and the pipelines load only when the command runs (`readcli --help` stays fast)
+    from readcli.pipelines.ground import GroundRequest, check_png, run, write_saliency_png
 
     if png is not None:  # before the run: a bad --png must not cost the whole video
-        from readcli.fileio import check_output_file
-
-        check_output_file(png, "--png")
+        check_png(png)
     request = GroundRequest(
         video, (query, *(more or ())), backbone, adapter, clip_model, clip_weights, top_k,
         device, stride=stride, nms_iou=nms_iou,
     )  # fmt: skip
+    # lazy: rich.progress loads when the command runs, not for --help (bench/cli_startup_bench.py)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

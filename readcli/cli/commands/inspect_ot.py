@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from readcli.cli.common import console, err_console, error_boundary, threads_option, use_threads
+from readcli.cli.common import cli_option, console, err_console, error_boundary, threads_option, use_threads
+from readcli.options.alignment import MASS, TAU
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -52,8 +53,8 @@ def inspect_ot(
         str, typer.Option("--clip-weights", help="openai (needs the network) or a local weights file.")
     ] = "openai",
     device: Annotated[str, typer.Option("--device", help="auto|cpu|cuda for --video/--query.")] = "auto",
-    mass: Annotated[float, typer.Option("--mass", help="Transported mass fraction s in (0, 1].")] = 0.5,
-    tau: Annotated[float, typer.Option("--tau", help="Entropic temperature (> 0).")] = 0.05,
+    mass: Annotated[float, cli_option(MASS)] = MASS.default,
+    tau: Annotated[float, cli_option(TAU)] = TAU.default,
     top: Annotated[int, typer.Option("--top", help="How many aligned (clip, token) pairs to list.")] = 10,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print distance, mass, tau, iterations, plan.")
@@ -63,6 +64,7 @@ def inspect_ot(
 ) -> None:
     """Partial optimal transport between one video's clips and one query's tokens (files or raw)."""
     use_threads(threads)
+    # lazy: torch and the pipelines load only when the command runs (`readcli --help` stays fast)
     from readcli.pipelines import inspect_ot as pipeline
 
     request = pipeline.InspectOTRequest(
@@ -70,9 +72,7 @@ def inspect_ot(
         device=device, mass=mass, tau=tau, top_k=top,
     )  # fmt: skip
     if png is not None:  # before any features are read or extracted
-        from readcli.fileio import check_output_file
-
-        check_output_file(png, "--png")
+        pipeline.check_png(png)
     result = pipeline.run(request)
     if result.provenance.warning:
         err_console.print(f"warning: {result.provenance.warning}", markup=False)
@@ -94,8 +94,9 @@ def inspect_ot(
 
 def _heatmap(result: InspectOTResult) -> Text:
     """Tokens down, clips across; shade and colour grow with the transported mass."""
+    # lazy: numpy and rich.text load when the plan is shown, not for --help (bench/cli_startup_bench.py)
     import numpy as np
-    from rich.text import Text  # lazy: start-up (bench/cli_startup_bench.py)
+    from rich.text import Text
 
     plan = result.plan.T  # (N_L, N_V)
     pool = -(-plan.shape[1] // MAX_COLUMNS)  # clips per character
@@ -122,7 +123,8 @@ def _heatmap(result: InspectOTResult) -> Text:
 
 
 def _pairs_table(result: InspectOTResult) -> Table:
-    from rich.table import Table  # lazy: start-up (bench/cli_startup_bench.py)
+    # lazy: rich.table loads when a table is shown, not for --help (bench/cli_startup_bench.py)
+    from rich.table import Table
 
     table = Table(title="top aligned pairs")
     for column in ("clip", "token", "mass", "cost (1 - cos)"):

@@ -10,8 +10,7 @@ import typer
 from readcli.cli.common import console, error_boundary
 
 if TYPE_CHECKING:
-    from readcli.pipelines.models import PresetRow
-    from readcli.weights.status import FileStatus
+    from readcli.pipelines.models import FileStatus, PresetRow
 
 
 @error_boundary
@@ -22,9 +21,11 @@ def models(
     ] = False,
 ) -> None:
     """List the presets and the weights each needs: present or missing, source, size, licence, digest."""
+    # lazy: rich loads only when the command shows its output, not for --help (bench/cli_startup_bench.py)
     from rich import box
     from rich.table import Table
 
+    # lazy: the pipeline loads only when the command runs (`readcli --help` stays fast)
     from readcli.pipelines.models import list_models
 
     result = list_models(check_digests=not no_verify)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from readcli.cli.common import err_console, error_boundary, threads_option, use_threads
+from readcli.errors import InvalidValueError
 
 
 def register(app: typer.Typer) -> None:
@@ -77,7 +78,7 @@ def summarize(
 ) -> None:
     """Summarize a video from its transcript with a vision-guided BART/T5 (and an adapter bundle)."""
     use_threads(threads)
-    from readcli.errors import InvalidValueError
+    # lazy: torch and the pipelines load only when the command runs (`readcli --help` stays fast)
     from readcli.pipelines import summarize as pipeline
 
     if transcript is None:

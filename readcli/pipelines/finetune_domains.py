@@ -18,12 +18,24 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from readcli.data.layout import open_layout
+from readcli.data.readers import load_annotations
+from readcli.data.youtube_tvsum import domains
 from readcli.errors import InputFileError, InvalidValueError
 from readcli.fileio import atomic_write_json
 from readcli.pipelines import finetune
-from readcli.pipelines.run_dir import check_resume_settings, removed_on_failure, with_absolute_paths
-from readcli.records import read_json_file
+from readcli.pipelines.finetune_request import (
+    GroundingFinetuneRequest,
+    TaskRequest,
+    apply_changes,
+    read_run_file,
+)
+from readcli.pipelines.run_dir import RUN_FILE, check_resume_settings, removed_on_failure, with_absolute_paths
+from readcli.records import read_json_file, validate
+from readcli.training.distributed import env_dist
+from readcli.training.highlight_task import average_metric, check_dataset
 from readcli.training.loop import ProgressCallback
+from readcli.training.run_records import MetricsRecord
 from readcli.training.train_checkpoint import CHECKPOINTS, LATEST
 
 log = logging.getLogger(__name__)
@@ -50,6 +62,7 @@ class DomainsResult:
     metric: str  # "mAP" (YouTube Highlights) or "top5-mAP" (TVSum)
     rows: list[DomainRow]
     average: float
+    rank: int = 0  # under several processes only rank 0 wrote OUT and should render the table
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,25 +77,30 @@ def is_domains_dir(path: str | Path) -> bool:
     return (Path(path) / REQUEST_FILE).is_file()
 
 
+def is_all_domains(request: TaskRequest) -> bool:
+    """Whether `request` asks for one run per domain (--domain all): `run_domains` runs it."""
+    return isinstance(request, GroundingFinetuneRequest) and (request.domain or "").lower() == "all"
+
+
 def resume_domains_request(
     out: str | Path,
     *,
     epochs: int | None = None,
     device: str | None = None,
     changes: dict[str, Any] | None = None,
-) -> finetune.FinetuneRequest:
+) -> TaskRequest:
     """The request saved in OUT by a `--domain all` run, with more epochs or another device, and
     `changes` (options given again; `run_domains` refuses those that differ from the recorded ones)."""
-    request = finetune.read_run_file(Path(out) / REQUEST_FILE)
-    return finetune.apply_changes(request, epochs=epochs, device=device, changes=changes, out=out)
+    path = Path(out) / REQUEST_FILE
+    given = {
+        **(changes or {}),
+        **{k: v for k, v in (("epochs", epochs), ("device", device)) if v is not None},
+    }
+    return apply_changes(read_run_file(path), given, out=out, source=path)
 
 
 def train_domains(data: str) -> list[str]:
     """The domains present in DIR's train split, sorted (UMT's per-domain runs)."""
-    from readcli.data.layout import open_layout
-    from readcli.data.readers import load_annotations
-    from readcli.data.youtube_tvsum import domains
-
     layout = open_layout(data)
     names = domains(load_annotations(layout.split_file("train"), fmt=layout.format))
     if not names:
@@ -91,31 +109,29 @@ def train_domains(data: str) -> list[str]:
 
 
 def run_domains(
-    request: finetune.FinetuneRequest,
+    request: TaskRequest,
     *,
     resume: bool = False,
     progress: ProgressCallback | None = None,
     on_domain: DomainCallback | None = None,
 ) -> DomainsResult:
     """Train and evaluate every domain of the train split into OUT/<domain>/; see the module docstring."""
-    from readcli.training.highlight_task import average_metric, check_dataset
-
+    if not isinstance(request, GroundingFinetuneRequest):  # --domain is refused for vls before this
+        raise InvalidValueError(f"--domain all does not apply to --task {request.task}")
     if request.dataset is None:
         raise InvalidValueError("--domain all needs --dataset youtube or --dataset tvsum")
     dataset = check_dataset(request.dataset)
     out = Path(request.out)
     if out.exists() and not out.is_dir():
         raise InvalidValueError(f"--out {out} exists and is not a directory")
-    if (out / finetune.RUN_FILE).exists():
+    if (out / RUN_FILE).exists():
         raise InvalidValueError(
             f"--out {out} holds a single-domain run; choose another --out for --domain all"
         )
-    from readcli.training.distributed import env_dist
-
     main = env_dist().is_main  # under torchrun every rank runs each domain; only rank 0 writes
     names = train_domains(request.data)
     base = replace(request, domain="all", train=replace(request.train, select_metric=average_metric(dataset)))
-    base = with_absolute_paths(finetune.with_task_defaults(base))
+    base = with_absolute_paths(base)
     prefix = average_metric(dataset).removesuffix("-avg")
     _check_against_recorded(base, out, names, prefix, resume=resume)
     rows: list[DomainRow] = []
@@ -126,33 +142,33 @@ def run_domains(
             out.mkdir(parents=True, exist_ok=True)
             atomic_write_json(out / REQUEST_FILE, base.to_json())
         for index, domain in enumerate(names):
-            if on_domain is not None:
+            if on_domain is not None and main:  # under torchrun: announced once
                 on_domain(domain, index, len(names))
             rows.append(_one_domain(base, domain, out / domain, prefix, resume=resume, progress=progress))
             _write_table(out, dataset, prefix, rows, write=main)
-    return _write_table(out, dataset, prefix, rows, write=main)
+    return replace(_write_table(out, dataset, prefix, rows, write=main), rank=env_dist().rank)
 
 
 def _check_against_recorded(
-    base: finetune.FinetuneRequest, out: Path, names: list[str], prefix: str, *, resume: bool
+    base: GroundingFinetuneRequest, out: Path, names: list[str], prefix: str, *, resume: bool
 ) -> None:
     """Before anything is written: the request agrees with OUT's recorded one (a rerun or --resume
     continues it), and on resume every unfinished domain's folder passes the resume checks."""
     recorded_path = out / REQUEST_FILE
     if recorded_path.exists():
-        recorded = with_absolute_paths(finetune.read_run_file(recorded_path))
+        recorded = with_absolute_paths(read_run_file(recorded_path))
         check_resume_settings(base.to_json(), recorded.to_json(), recorded_path)
     if not resume:
         return
     for domain in names:
         run_dir = out / domain
         finished = _finished_metrics(run_dir, base.train.epochs, f"{prefix}-{domain}")
-        if (run_dir / finetune.RUN_FILE).is_file() and finished is None:
+        if (run_dir / RUN_FILE).is_file() and finished is None:
             finetune.check_resume(replace(base, domain=domain, out=str(run_dir)))
 
 
 def _one_domain(
-    base: finetune.FinetuneRequest,
+    base: GroundingFinetuneRequest,
     domain: str,
     run_dir: Path,
     prefix: str,
@@ -166,7 +182,7 @@ def _one_domain(
         log.info("domain %s: finished run in %s reused", domain, run_dir)
         return DomainRow(domain, float(finished["best"][key]), finished.get("best_epoch"), True)
     request = replace(base, domain=domain, out=str(run_dir))
-    continuing = (run_dir / finetune.RUN_FILE).is_file()
+    continuing = (run_dir / RUN_FILE).is_file()
     if continuing and not resume:
         raise InvalidValueError(
             f"{run_dir} holds an unfinished run of domain {domain}: continue with --resume {run_dir.parent}"
@@ -181,9 +197,6 @@ def _finished_metrics(run_dir: Path, epochs: int, key: str | None = None) -> dic
     A metrics.json that does not pass its schema is not finished: the domain's resume then refuses
     it with the reason (readcli.training.run_folder).
     """
-    from readcli.records import validate
-    from readcli.training.run_records import MetricsRecord
-
     path = run_dir / "metrics.json"
     if not path.is_file():
         return None
