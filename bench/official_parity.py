@@ -80,7 +80,10 @@ class Report:
 
 def max_abs(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
     """max |a - b| in float64 (0.0 means bit-identical float32 values)."""
-    return float(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)).max())
+    arrays = [
+        x.detach().cpu().double().numpy() if torch.is_tensor(x) else np.asarray(x, np.float64) for x in (a, b)
+    ]
+    return float(np.abs(arrays[0] - arrays[1]).max())
 
 
 def find_checkouts(paths: list[Path]) -> Checkouts:
@@ -143,23 +146,31 @@ def compare_layers(
         yield f"  {name:58s} {diff:.3e}{mark}"
 
 
-def run_moment_detr(checkout: Path, data: Path, report: Report) -> None:
-    """The official MomentDETR from the checkpoint's own options, beside readcli's, on the stored batch."""
-    ckpt_path = data / "moment_detr" / "parity_model.ckpt"
-    if not ckpt_path.is_file():
-        report.notes.append(f"moment-detr: skipped, no fixture at {ckpt_path} (give --data)")
-        return
+def official_moment_detr(checkout: Path, ckpt_path: Path, report: Report) -> nn.Module | None:
+    """The official MomentDETR built by its own `build_model` from the checkpoint's pickled options."""
     sys.path.insert(0, str(checkout))
     try:
         build_model = importlib.import_module("moment_detr.model").build_model
     except ImportError as err:  # the official model imports scipy (its matcher)
         report.notes.append(f"moment-detr: skipped, the official code does not import here ({err})")
-        return
+        return None
     checkpoint = safe_torch_load(ckpt_path)
     opt = copy.copy(checkpoint["opt"])
     opt.device = "cpu"  # the pickled device (GPU 0) only places the criterion, which is not used here
     official, _criterion = build_model(opt)
     official.load_state_dict(checkpoint["model"])
+    return official
+
+
+def run_moment_detr(checkout: Path, data: Path, report: Report) -> None:
+    """Official and readcli Moment-DETR on the stored batch: eval outputs, then one training step's."""
+    ckpt_path = data / "moment_detr" / "parity_model.ckpt"
+    if not ckpt_path.is_file():
+        report.notes.append(f"moment-detr: skipped, no fixture at {ckpt_path} (give --data)")
+        return
+    official = official_moment_detr(checkout, ckpt_path, report)
+    if official is None:
+        return
     official.eval()
     ours = load_backbone(ckpt_path).eval()
     with np.load(data / "moment_detr" / "parity_outputs.npz") as archive:
@@ -168,7 +179,7 @@ def run_moment_detr(checkout: Path, data: Path, report: Report) -> None:
     theirs_store, their_hooks = capture(official)
     ours_store, our_hooks = capture(ours)
     with torch.no_grad():
-        theirs = official(**{k: v.clone() for k, v in inputs.items()})
+        theirs = official(**clone(inputs))
         mine = ours(**inputs)
     for handle in their_hooks + our_hooks:
         handle.remove()
@@ -180,9 +191,49 @@ def run_moment_detr(checkout: Path, data: Path, report: Report) -> None:
     for i, (a, b) in enumerate(zip(theirs["aux_outputs"], mine["aux_outputs"], strict=True)):
         for key in ("pred_logits", "pred_spans"):
             report.add("moment-detr", f"aux_outputs[{i}].{key}", None, None, a[key], b[key])
+    train_step(
+        "moment-detr",
+        (official, ours),
+        (lambda: pick(official(**clone(inputs)), MDETR_OUTPUTS), lambda: pick(ours(**inputs), MDETR_OUTPUTS)),
+        report,
+    )
     report.notes.append(f"moment-detr: official {checkout} at {git_commit(checkout)}")
     report.layers.append("moment-detr, per module (readcli - official):")
     report.layers += compare_layers(theirs_store, ours_store)
+
+
+def train_step(
+    label: str,
+    models: tuple[nn.Module, nn.Module],
+    forwards: tuple[Callable[[], dict[str, torch.Tensor]], Callable[[], dict[str, torch.Tensor]]],
+    report: Report,
+) -> None:
+    """(official, readcli) in train mode from seed 0 (the same dropout draws if both use the random
+    numbers alike): each forward's outputs, then the gradients of their sum for every parameter."""
+    outputs = []
+    for model, forward in zip(models, forwards, strict=True):
+        model.train()
+        for param in model.parameters():
+            param.requires_grad_(True)
+            param.grad = None
+        torch.manual_seed(0)
+        out = forward()
+        sum(value.sum() for value in out.values()).backward()
+        outputs.append(out)
+    for key in outputs[0]:
+        report.add(label, f"train seed 0: {key}", None, None, outputs[0][key], outputs[1][key])
+    theirs = dict(models[0].named_parameters())
+    differences = []
+    for name, param in models[1].named_parameters():
+        their_grad = theirs[name].grad
+        if param.grad is not None and their_grad is not None:
+            differences.append((max_abs(their_grad, param.grad), name))
+    worst, where = max(differences)
+    report.rows.append(Row(label, "train seed 0: gradients", None, None, worst))
+    if worst > 0:
+        report.notes.append(f"{label}: the largest gradient difference is at {where}")
+    for model in models:
+        model.eval()
 
 
 def import_nncore(checkouts: Checkouts) -> Any:
@@ -221,17 +272,14 @@ def run_umt(checkouts: Checkouts, data: Path, report: Report) -> None:
         ours = load_backbone(str(weights)).eval()
     official.load_state_dict(fixture["state_dict"])
     official.eval()
-    head = official.pred_head[0].saliency_pred
     for case in fixture["cases"]:
         theirs_store, their_hooks = capture(official)
         ours_store, our_hooks = capture(ours)
-        batch = {k: v.clone() for k, v in case["official_inputs"].items()}  # the official dict, unshared
         with torch.no_grad():
-            saliency = official(batch, "test")["_out"]["saliency"]  # (1, N) sigmoid * mask
+            their_logits, saliency = official_umt_logits(official, case["official_inputs"])  # (1, N) each
             logits = ours(**case["inputs"])["saliency_scores"]  # (1, N)
         for handle in their_hooks + our_hooks:
             handle.remove()
-        their_logits = theirs_store[next(n for n, m in official.named_modules() if m is head)][0].squeeze(-1)
         mine = logits.sigmoid() * case["inputs"]["src_vid_mask"]
         name = f"umt {case['name']}"
         ref_logits, ref_saliency = case["official_logits"], case["official_saliency"]
@@ -248,7 +296,37 @@ def run_umt(checkouts: Checkouts, data: Path, report: Report) -> None:
         )
         report.layers.append(f"{name}, per module (readcli - official):")
         report.layers += compare_layers(theirs_store, ours_store)
+    case = fixture["cases"][0]
+    train_step(
+        f"umt {case['name']}",
+        (official, ours),
+        (
+            lambda: {"logits": official_umt_logits(official, case["official_inputs"])[0]},
+            lambda: {"logits": ours(**case["inputs"])["saliency_scores"]},
+        ),
+        report,
+    )
     report.notes.append(f"umt: official {checkouts.umt} at {git_commit(checkouts.umt)}, nncore {version}")
+
+
+def official_umt_logits(official: nn.Module, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official UMT's saliency logits (read by a hook: its head returns only sigmoid * mask) and that."""
+    seen: list[torch.Tensor] = []
+    hook = official.pred_head[0].saliency_pred.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    try:
+        output = official(clone(inputs), "test")  # "test": no loss, the official inference call
+    finally:
+        hook.remove()
+    return seen[-1].squeeze(-1), output["_out"]["saliency"]  # (1, N) each
+
+
+def clone(inputs: dict[str, Any]) -> dict[str, Any]:
+    """A fresh copy of a batch: the official QueryGenerator writes into its input in place."""
+    return {k: v.clone() if torch.is_tensor(v) else v for k, v in inputs.items()}
+
+
+def pick(outputs: dict[str, Any], keys: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    return {key: outputs[key] for key in keys}
 
 
 def print_report(report: Report, *, tolerance: float, stored_tolerance: float, layers: bool) -> bool:
