@@ -218,7 +218,7 @@ def train_step(
             param.grad = None
         torch.manual_seed(0)
         out = forward()
-        sum(value.sum() for value in out.values()).backward()
+        torch.stack([value.sum() for value in out.values()]).sum().backward()
         outputs.append(out)
     for key in outputs[0]:
         report.add(label, f"train seed 0: {key}", None, None, outputs[0][key], outputs[1][key])
@@ -312,7 +312,8 @@ def run_umt(checkouts: Checkouts, data: Path, report: Report) -> None:
 def official_umt_logits(official: nn.Module, inputs: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     """The official UMT's saliency logits (read by a hook: its head returns only sigmoid * mask) and that."""
     seen: list[torch.Tensor] = []
-    hook = official.pred_head[0].saliency_pred.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    head: Any = official.get_submodule("pred_head.0.saliency_pred")
+    hook = head.register_forward_hook(lambda _m, _i, out: seen.append(out))
     try:
         output = official(clone(inputs), "test")  # "test": no loss, the official inference call
     finally:
@@ -332,14 +333,14 @@ def pick(outputs: dict[str, Any], keys: tuple[str, ...]) -> dict[str, torch.Tens
 def print_report(report: Report, *, tolerance: float, stored_tolerance: float, layers: bool) -> bool:
     """The table, the notes and the first differing modules (all modules with `layers`); True if within."""
     columns = ("official-stored", "readcli-stored", "readcli-official")
-    print(f"{'model':14s} {'output':28s} {columns[0]:>15s} {columns[1]:>15s} {columns[2]:>16s}")
+    print(f"{'model':14s} {'output':30s} {columns[0]:>15s} {columns[1]:>15s} {columns[2]:>16s}")
     within = True
     for row in report.rows:
         cells = [f"{v:.3e}" if v is not None else "-" for v in (row.official_stored, row.readcli_stored)]
         bad = row.readcli_official > tolerance or (row.readcli_stored or 0.0) > stored_tolerance
         within &= not bad
         line = (
-            f"{row.model:14s} {row.output:28s} {cells[0]:>15s} {cells[1]:>15s} {row.readcli_official:16.3e}"
+            f"{row.model:14s} {row.output:30s} {cells[0]:>15s} {cells[1]:>15s} {row.readcli_official:16.3e}"
         )
         print(line + ("   BEYOND TOLERANCE" if bad else ""))
     for note in report.notes:
