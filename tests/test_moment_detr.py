@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -88,6 +91,30 @@ def test_second_checkpoint_loads_and_gives_other_outputs(
     for key in OUTPUT_KEYS:
         assert out[key].shape == reference[key].shape
         assert np.abs(out[key].numpy() - reference[key]).max() > 1e-3, key
+
+
+def _official_parity_script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "bench" / "official_parity.py"
+    spec = importlib.util.spec_from_file_location("official_parity", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_official_parity_script_says_when_the_official_checkout_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench/official_parity.py compares with the official code only from a checkout it is given."""
+    script = _official_parity_script(monkeypatch)
+    assert script.main(["--official", str(tmp_path / "absent")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing" in err and str(tmp_path / "absent") in err
+    (tmp_path / "empty").mkdir()
+    assert script.main(["--official", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "no official checkout" in err and "moment_detr/model.py" in err
 
 
 def test_fresh_model_from_official_options_has_the_official_layout(official: Path) -> None:
