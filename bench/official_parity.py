@@ -4,7 +4,8 @@ Runs the official Moment-DETR (jayleicn/moment_detr, torch only) built from the 
 `parity_model.ckpt`, and, when nncore 0.3.6/0.3.7 is importable, the official UMT (TencentARC/UMT)
 built from the `umt_small` model config with the highlight head (the model part of
 `configs/tvsum/umt_small_500e_tvsum_bk.py`), each in eval mode on the fixture inputs next to readcli's
-model holding the same weights, and prints one max |difference| table:
+model holding the same weights, then once in train mode from the same seed (outputs, and every
+parameter's gradient of their sum), and prints one max |difference| table:
 
     official - stored   the official code here against the fixture's stored outputs (the machine
                         that made them rounded differently; this column measures that)

@@ -114,7 +114,7 @@ class EncoderLayer(nn.Module):
     def forward(self, x: torch.Tensor, pe: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x, pe: (B, N, d); mask (B, N) -> (B, N, d)."""
         v = self.norm1(x)
-        qk = v + pe  # one tensor for queries and keys, as officially: the gradients then sum in its order
+        qk = v + pe  # one tensor for queries and keys as in nncore, so their gradients sum in its order
         x = x + self.att(qk, qk, v, mask)
         return x + self.ffn(self.norm2(x))  # (B, N, d)
 
