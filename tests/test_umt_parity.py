@@ -56,7 +56,7 @@ def _write_official(fixture: dict[str, Any], path: Path, *, with_optimizer: bool
     if with_optimizer:
         params = [torch.nn.Parameter(v.clone()) for v in list(state.values())[:4]]  # not the weights
         optimizer = torch.optim.Adam(params, lr=1e-3, weight_decay=1e-4)
-        sum(p.sum() for p in params).backward()
+        torch.stack([p.sum() for p in params]).sum().backward()
         optimizer.step()  # a real Adam state: step counters and moment tensors
         checkpoint["optimizer"] = optimizer.state_dict()
     torch.save(checkpoint, path)
