@@ -3,7 +3,8 @@
 The fixture holds the official UMT-S TVSum model's weights (official key names) and the official
 saliency logits for two batch-1 inputs. The weights are written here as the official files are
 (nncore's `save_checkpoint`: `{"meta": {...}, "state_dict": OrderedDict}`), then loaded by path and
-through the `umt-s` preset; both must reproduce the official outputs within the fixture's tolerance.
+through the `umt-s` preset; both must reproduce the official outputs within the bounds below, which
+are tighter than the fixture's own 1e-5 (bench/official_parity.py compares with the official code).
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ import torch
 from readcli.backbones.registry import load_backbone
 from readcli.backbones.umt import UMT
 
-TOLERANCE = 1e-5  # the issue's bar; the fixture states its own, which must not be looser
+FIXTURE_TOLERANCE = 1e-5  # the fixture's stated bar, which must not be looser than this
+# readcli runs the official code's arithmetic op for op: beside the official model on one machine
+# every module's output is bit-identical (bench/official_parity.py). What remains against the stored
+# outputs is float32 rounding of the machine that made them: the official code itself is 2.2e-6 and
+# 3.0e-6 off them here (1.7e-6 .. 3.0e-6 over thread counts and kernel ISAs, docs/umt.md).
+LOGIT_TOLERANCE = 5e-6  # float32, max |logit diff|; a LayerNorm eps of 1e-6 instead of 1e-5 gives 8e-5
+SALIENCY_TOLERANCE = 1.5e-6  # float32, max |sigmoid(logit) * mask diff|; measured 3.9e-7 .. 8.0e-7
+# In float64 readcli's own rounding vanishes and what is left is the fixture's float32 rounding
+# (1.14e-6 and 1.80e-6, the same on every machine): a tight bound that does not depend on the kernels.
+FLOAT64_LOGIT_TOLERANCE = 2e-6
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +37,7 @@ def fixture(shared_data: Path) -> dict[str, Any]:
     if not path.is_file():
         pytest.skip(f"UMT parity fixture not found at {path}")
     data = torch.load(path, map_location="cpu", weights_only=True)
-    assert data["format"] == "umt-parity-fixture/1" and data["tolerance"] <= TOLERANCE
+    assert data["format"] == "umt-parity-fixture/1" and data["tolerance"] <= FIXTURE_TOLERANCE
     return data
 
 
@@ -46,28 +56,37 @@ def _write_official(fixture: dict[str, Any], path: Path, *, with_optimizer: bool
     if with_optimizer:
         params = [torch.nn.Parameter(v.clone()) for v in list(state.values())[:4]]  # not the weights
         optimizer = torch.optim.Adam(params, lr=1e-3, weight_decay=1e-4)
-        sum(p.sum() for p in params).backward()
+        torch.stack([p.sum() for p in params]).sum().backward()
         optimizer.step()  # a real Adam state: step counters and moment tensors
         checkpoint["optimizer"] = optimizer.state_dict()
     torch.save(checkpoint, path)
     return path
 
 
-def _max_differences(model: torch.nn.Module, fixture: dict[str, Any]) -> list[tuple[str, float, float]]:
-    """Per case: (name, max |logit diff|, max |saliency diff|) against the official outputs."""
+def _max_differences(
+    model: torch.nn.Module, fixture: dict[str, Any], dtype: torch.dtype = torch.float32
+) -> list[tuple[str, float, float]]:
+    """Per case, run in `dtype`: (name, max |logit diff|, max |saliency diff|) to the official outputs."""
+    model = model.to(dtype)
     out = []
     for case in fixture["cases"]:
+        inputs = {key: value.to(dtype) for key, value in case["inputs"].items()}
         with torch.no_grad():
-            logits = model(**case["inputs"])["saliency_scores"]  # (1, N)
-        saliency = logits.sigmoid() * case["inputs"]["src_vid_mask"]  # the official head's output
+            logits = model(**inputs)["saliency_scores"]  # (1, N)
+        saliency = logits.sigmoid() * inputs["src_vid_mask"]  # the official head's output
         out.append(
             (
                 case["name"],
-                float((logits - case["official_logits"]).abs().max()),
-                float((saliency - case["official_saliency"]).abs().max()),
+                float((logits.double() - case["official_logits"].double()).abs().max()),
+                float((saliency.double() - case["official_saliency"].double()).abs().max()),
             )
         )
     return out
+
+
+def _assert_within(differences: list[tuple[str, float, float]]) -> None:
+    for name, logits, saliency in differences:
+        assert logits <= LOGIT_TOLERANCE and saliency <= SALIENCY_TOLERANCE, (name, logits, saliency)
 
 
 def test_fixture_inputs_are_the_official_data_dict(fixture: dict[str, Any]) -> None:
@@ -89,8 +108,7 @@ def test_official_file_by_path_reproduces_the_official_outputs(
     assert isinstance(model, UMT) and not model.training
     assert len(model.state_dict()) == fixture["tensors"] == 137
     assert sum(p.numel() for p in model.parameters()) == fixture["params"]
-    for name, logits, saliency in _max_differences(model, fixture):
-        assert logits <= TOLERANCE and saliency <= TOLERANCE, (name, logits, saliency)
+    _assert_within(_max_differences(model, fixture))
 
 
 def test_official_file_through_the_umt_s_preset(
@@ -100,8 +118,14 @@ def test_official_file_through_the_umt_s_preset(
     monkeypatch.setenv("READCLI_UMT_S", str(path))
     model = load_backbone("umt-s")
     assert isinstance(model, UMT) and model.config.boundary_head is False and model.config.nheads == 8
-    for name, logits, saliency in _max_differences(model, fixture):
-        assert logits <= TOLERANCE and saliency <= TOLERANCE, (name, logits, saliency)
+    _assert_within(_max_differences(model, fixture))
+
+
+def test_float64_run_is_within_the_fixtures_own_rounding(fixture: dict[str, Any], tmp_path: Path) -> None:
+    """In float64 only the fixture's own float32 rounding is left (1.1e-6, 1.8e-6), whatever the kernels."""
+    model = load_backbone(str(_write_official(fixture, tmp_path / "umt.pth", with_optimizer=False)))
+    for name, logits, _ in _max_differences(model, fixture, torch.float64):
+        assert logits <= FLOAT64_LOGIT_TOLERANCE, (name, logits)
 
 
 def test_fresh_tables_have_the_official_scale(fixture: dict[str, Any]) -> None:

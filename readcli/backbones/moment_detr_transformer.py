@@ -4,6 +4,13 @@ As in DETR (and the official Moment-DETR code), positions are added to the queri
 attention but never to the values, the encoder has no final norm (post-norm), and the decoder
 normalises each layer's output with one shared LayerNorm before the heads read it.
 
+Every attention is called as the official code calls it, with `need_weights` at its default (True):
+torch then computes softmax(q/sqrt(d) k^T + mask) v with explicit batched matmuls and applies dropout
+to the weights. `need_weights=False` would take the fused scaled-dot-product kernel instead, whose
+blocked summation differs in the last bits (5e-7 on the parity outputs) and whose dropout draws other
+random numbers; with the official call readcli's outputs equal the official code's bit for bit
+(bench/official_parity.py).
+
 Dimension letters: B batch, T encoder sequence length ([video; text], prompts included), Q query slots,
 L layers, d hidden width, F feed-forward width.
 """
@@ -63,7 +70,7 @@ class EncoderLayer(nn.Module):
     def _attend(self, src: torch.Tensor, padding_mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """Self-attention with add & norm: (T, B, d) -> (T, B, d)."""
         qk = src + pos  # (T, B, d)
-        attended = self.self_attn(qk, qk, src, key_padding_mask=padding_mask, need_weights=False)[0]
+        attended = self.self_attn(qk, qk, src, key_padding_mask=padding_mask)[0]  # as officially (docstring)
         return self.norm1(src + self.dropout1(attended))  # (T, B, d)
 
 
@@ -94,10 +101,10 @@ class DecoderLayer(nn.Module):
     ) -> torch.Tensor:
         """tgt, query_pos: (Q, B, d); memory, pos: (T, B, d); memory_padding_mask: (B, T) -> (Q, B, d)."""
         qk = tgt + query_pos  # (Q, B, d)
-        attended = self.self_attn(qk, qk, tgt, need_weights=False)[0]
+        attended = self.self_attn(qk, qk, tgt)[0]  # as officially (docstring)
         tgt = self.norm1(tgt + self.dropout1(attended))  # (Q, B, d)
         attended = self.multihead_attn(
-            tgt + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask, need_weights=False
+            tgt + query_pos, memory + pos, memory, key_padding_mask=memory_padding_mask
         )[0]
         tgt = self.norm2(tgt + self.dropout2(attended))  # (Q, B, d)
         ffn = self.linear2(self.dropout(F.relu(self.linear1(tgt))))  # (Q, B, d)

@@ -114,7 +114,8 @@ class EncoderLayer(nn.Module):
     def forward(self, x: torch.Tensor, pe: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x, pe: (B, N, d); mask (B, N) -> (B, N, d)."""
         v = self.norm1(x)
-        x = x + self.att(v + pe, v + pe, v, mask)
+        qk = v + pe  # one tensor for queries and keys as in nncore, so their gradients sum in its order
+        x = x + self.att(qk, qk, v, mask)
         return x + self.ffn(self.norm2(x))  # (B, N, d)
 
 
@@ -135,7 +136,8 @@ class DecoderLayer(nn.Module):
     ) -> torch.Tensor:
         """x, q_pe: (B, N, d); mem, k_pe: (B, N, d) (UMT's queries are clip-aligned); mask (B, N)."""
         v = self.norm1(x)
-        x = x + self.att1(v + q_pe, v + q_pe, v, mask)
+        qk = v + q_pe  # shared by queries and keys, as officially (see EncoderLayer)
+        x = x + self.att1(qk, qk, v, mask)
         x = x + self.att2(self.norm2(x) + q_pe, mem + k_pe, mem, mask)
         return x + self.ffn(self.norm3(x))  # (B, N, d)
 
