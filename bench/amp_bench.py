@@ -26,7 +26,7 @@ def run(amp: str, steps: int, batch: int, device_name: str) -> dict[str, Any]:
     from readcli.adapters import method_settings
     from readcli.adapters.inject import inject
     from readcli.alignment import PVLASettings, pvla_loss
-    from readcli.backbones.moment_detr_config import MomentDETRConfig
+    from readcli.backbones.moment_detr.config import MomentDETRConfig
     from readcli.backbones.registry import build_backbone
     from readcli.training.distributed import Dist, resolve_device
     from readcli.training.grounding_loss import GroundingCriterion, GroundingLossWeights

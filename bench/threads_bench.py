@@ -35,7 +35,7 @@ def model_step(batch: int) -> Callable[[], None]:
     from readcli.adapters import method_settings
     from readcli.adapters.inject import inject
     from readcli.alignment import PVLASettings, pvla_loss
-    from readcli.backbones.moment_detr_config import MomentDETRConfig
+    from readcli.backbones.moment_detr.config import MomentDETRConfig
     from readcli.backbones.registry import build_backbone
     from readcli.training.grounding_loss import GroundingCriterion, GroundingLossWeights
 

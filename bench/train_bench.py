@@ -39,7 +39,7 @@ def child(name: str, steps: int, batch: int, device_name: str) -> dict[str, floa
     from readcli.adapters import count_parameters, method_settings
     from readcli.adapters.inject import inject
     from readcli.alignment import PVLASettings, pvla_loss
-    from readcli.backbones.moment_detr_config import MomentDETRConfig
+    from readcli.backbones.moment_detr.config import MomentDETRConfig
     from readcli.backbones.registry import build_backbone
     from readcli.training.grounding_loss import GroundingCriterion, GroundingLossWeights
     from readcli.training.loop import resolve_device

@@ -58,12 +58,12 @@ def child(name: str, args: argparse.Namespace) -> dict[str, Any]:
     from readcli.adapters import count_parameters, method_settings
     from readcli.adapters.inject import inject
     from readcli.alignment import PVLASettings, pvla_loss
-    from readcli.backbones.vision_guided_config import (
+    from readcli.backbones.vision_guided.checkpoint_io import build_vision_guided
+    from readcli.backbones.vision_guided.config import (
         GenerationSettings,
         VisionGuidedConfig,
         base_text_config,
     )
-    from readcli.backbones.vision_guided_io import build_vision_guided
     from readcli.training.loop import resolve_device
 
     torch.manual_seed(0)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from readcli.backbones.moment_detr_config import tiny_moment_detr_config
+from readcli.backbones.moment_detr.config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone, save_backbone
 from readcli.features.store import save_feature_array
 

@@ -14,8 +14,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from readcli.backbones import registry
-from readcli.backbones.moment_detr import MomentDETR, build_moment_detr
-from readcli.backbones.moment_detr_config import MomentDETRConfig, tiny_moment_detr_config
+from readcli.backbones.moment_detr.config import MomentDETRConfig, tiny_moment_detr_config
+from readcli.backbones.moment_detr.model import MomentDETR, build_moment_detr
 from readcli.backbones.registry import (
     PRESETS,
     build_backbone,

@@ -14,7 +14,7 @@ from readcli.adapters.bundle import save_bundle
 from readcli.adapters.bundle_source import bundle_backbone
 from readcli.adapters.inject import adapter_parameters, inject
 from readcli.adapters.settings import method_settings
-from readcli.backbones.moment_detr_config import tiny_moment_detr_config
+from readcli.backbones.moment_detr.config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone, load_backbone, load_card, save_backbone
 from readcli.cli import app
 from readcli.errors import BundleError

@@ -19,9 +19,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from test_highlight_task import VIDEO_DIM, write_dataset, youtube_row
 
-from readcli.backbones.moment_detr_config import tiny_moment_detr_config
+from readcli.backbones.moment_detr.config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone, save_backbone
-from readcli.backbones.umt_config import tiny_umt_config
+from readcli.backbones.umt.config import tiny_umt_config
 from readcli.data import load_grounding_split
 from readcli.errors import InvalidValueError, TrainingError
 from readcli.pipelines.finetune import run

@@ -15,7 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from readcli.adapters import load_bundle
-from readcli.backbones.moment_detr_config import tiny_moment_detr_config
+from readcli.backbones.moment_detr.config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone, load_backbone, save_backbone
 from readcli.cli import app
 from readcli.pipelines._grounding_run import prepare_grounding_run

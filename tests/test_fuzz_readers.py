@@ -208,7 +208,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, An
     from readcli.adapters.bundle import CONFIG_FILE, save_bundle
     from readcli.adapters.inject import inject
     from readcli.adapters.settings import method_settings
-    from readcli.backbones.moment_detr_config import tiny_moment_detr_config
+    from readcli.backbones.moment_detr.config import tiny_moment_detr_config
     from readcli.backbones.registry import build_backbone
 
     folder = tmp_path_factory.mktemp("bundle")
@@ -222,7 +222,7 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, An
 @given(data=st.data())
 def test_bundle_reader(bundle: tuple[Path, dict[str, Any]], scratch: Path, data: st.DataObject) -> None:
     from readcli.adapters.bundle import CONFIG_FILE, WEIGHTS_FILE, load_bundle, read_bundle_config
-    from readcli.backbones.moment_detr_config import tiny_moment_detr_config
+    from readcli.backbones.moment_detr.config import tiny_moment_detr_config
     from readcli.backbones.registry import build_backbone
 
     folder = scratch / "bundle"
@@ -236,8 +236,8 @@ def test_bundle_reader(bundle: tuple[Path, dict[str, Any]], scratch: Path, data:
 @fuzz(ci_examples=25)
 @given(data=st.data())
 def test_backbone_configs(shared_data: Path, scratch: Path, data: st.DataObject) -> None:
-    from readcli.backbones.moment_detr_config import MomentDETRConfig
-    from readcli.backbones.umt_config import UMTConfig, tiny_umt_config
+    from readcli.backbones.moment_detr.config import MomentDETRConfig
+    from readcli.backbones.umt.config import UMTConfig, tiny_umt_config
 
     opt = json.loads((shared_data / "moment_detr" / "clip_only_opt.json").read_text())
     path = _file(scratch, "opt.json", data.draw(mutated_json(opt)))

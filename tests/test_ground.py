@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from readcli.adapters.bundle import save_bundle
 from readcli.adapters.inject import adapter_parameters, inject
 from readcli.adapters.settings import method_settings
-from readcli.backbones.moment_detr_config import tiny_moment_detr_config
+from readcli.backbones.moment_detr.config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone, load_backbone, load_card, save_backbone
 from readcli.cli import app
 from readcli.cli.commands.ground import sparkline

@@ -13,7 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from readcli.backbones.registry import build_backbone, save_backbone
-from readcli.backbones.umt_config import tiny_umt_config
+from readcli.backbones.umt.config import tiny_umt_config
 from readcli.cli.app import app
 from readcli.data import load_grounding_split
 from readcli.data.collate import collate_moments

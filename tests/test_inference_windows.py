@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from readcli.backbones.moment_detr_config import tiny_moment_detr_config
+from readcli.backbones.moment_detr.config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone
 from readcli.data.feature_spec import StreamSpec, VideoFeatureSpec
 from readcli.data.features import l2_normalize, temporal_endpoint_feature

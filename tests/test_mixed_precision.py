@@ -13,7 +13,7 @@ from readcli.adapters import method_settings
 from readcli.adapters.inject import inject
 from readcli.alignment import PVLASettings, pvla_loss
 from readcli.alignment import loss as loss_module
-from readcli.backbones.moment_detr_config import tiny_moment_detr_config
+from readcli.backbones.moment_detr.config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone
 from readcli.data.collate import collate_moments
 from readcli.data.moment_dataset import MomentItem

@@ -97,7 +97,7 @@ def test_clip_offline_names_the_download_command_and_finds_the_downloaded_file(_
 
 
 def test_text_model_offline_names_readcli_download_and_hf_not_huggingface_cli() -> None:
-    from readcli.backbones.vision_guided_io import load_vision_guided
+    from readcli.backbones.vision_guided.checkpoint_io import load_vision_guided
 
     with pytest.raises(OfflineError) as info:
         load_vision_guided("bart-base-vg")

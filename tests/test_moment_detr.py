@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from readcli.backbones.base import AdapterHost
-from readcli.backbones.moment_detr import MomentDETR, build_moment_detr
-from readcli.backbones.moment_detr_config import MomentDETRConfig, tiny_moment_detr_config
+from readcli.backbones.moment_detr.config import MomentDETRConfig, tiny_moment_detr_config
+from readcli.backbones.moment_detr.model import MomentDETR, build_moment_detr
 from readcli.backbones.registry import load_backbone
 from readcli.errors import InputFileError, InvalidValueError
 

@@ -71,7 +71,7 @@ def test_the_installed_wheel_loads_every_card_and_runs_the_cli(installed: Path, 
 from pathlib import Path
 import readcli
 from readcli.backbones.presets import cards_dir, load_card, preset_names
-from readcli.backbones.vision_guided_io import VG_PRESETS, load_vg_card
+from readcli.backbones.vision_guided.checkpoint_io import VG_PRESETS, load_vg_card
 site = Path({str(installed)!r}).resolve()
 assert Path(readcli.__file__).resolve().is_relative_to(site), readcli.__file__  # not the checkout
 assert Path(str(cards_dir())).resolve() == site / "readcli" / "models", cards_dir()

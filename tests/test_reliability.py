@@ -40,7 +40,7 @@ import readcli.fileio as fileio
 from readcli.adapters.bundle import CONFIG_FILE, WEIGHTS_FILE, save_bundle
 from readcli.adapters.inject import inject
 from readcli.adapters.settings import method_settings
-from readcli.backbones.moment_detr_config import tiny_moment_detr_config
+from readcli.backbones.moment_detr.config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone, load_backbone
 from readcli.cli import app
 from readcli.cli.common import OneLineUsageGroup, error_boundary

@@ -16,7 +16,7 @@ from test_highlight_task import VIDEO_DIM, youtube_data
 from typer.testing import CliRunner
 
 from readcli.backbones.registry import build_backbone, save_backbone
-from readcli.backbones.umt_config import tiny_umt_config
+from readcli.backbones.umt.config import tiny_umt_config
 from readcli.cli.app import app
 
 runner = CliRunner()

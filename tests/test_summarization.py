@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from readcli.adapters import load_bundle, method_settings, save_bundle
 from readcli.adapters.inject import adapter_parameters, inject
 from readcli.alignment import PVLASettings
-from readcli.backbones.vision_guided_config import GenerationSettings
-from readcli.backbones.vision_guided_io import load_vision_guided, save_vision_guided
+from readcli.backbones.vision_guided.checkpoint_io import load_vision_guided, save_vision_guided
+from readcli.backbones.vision_guided.config import GenerationSettings
 from readcli.cli import app
 from readcli.data.how2 import How2Dataset, How2Limits, load_how2_split
 from readcli.errors import BundleError, InputFileError, InvalidValueError

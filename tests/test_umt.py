@@ -15,8 +15,8 @@ from readcli.backbones.registry import (
     resolve_weights,
     save_backbone,
 )
-from readcli.backbones.umt import UMT, umt_state_layout
-from readcli.backbones.umt_config import UMTConfig, tiny_umt_config
+from readcli.backbones.umt.config import UMTConfig, tiny_umt_config
+from readcli.backbones.umt.model import UMT, umt_state_layout
 from readcli.errors import CheckpointError, InvalidValueError
 from readcli.training.highlight_task import saliency_bce
 

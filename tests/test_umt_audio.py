@@ -11,9 +11,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from readcli.backbones.moment_detr_config import tiny_moment_detr_config
+from readcli.backbones.moment_detr.config import tiny_moment_detr_config
 from readcli.backbones.registry import build_backbone, save_backbone
-from readcli.backbones.umt_config import tiny_umt_config
+from readcli.backbones.umt.config import tiny_umt_config
 from readcli.cli.app import app
 from readcli.data import load_grounding_split
 from readcli.data.collate import collate_moments

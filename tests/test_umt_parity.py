@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from readcli.backbones.registry import load_backbone
-from readcli.backbones.umt import UMT
+from readcli.backbones.umt.model import UMT
 
 FIXTURE_TOLERANCE = 1e-5  # the fixture's stated bar, which must not be looser than this
 # readcli runs the official code's arithmetic op for op: beside the official model on one machine

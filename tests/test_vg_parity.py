@@ -22,10 +22,10 @@ import pytest
 import torch
 from conftest import SHARED_DATA
 
-from readcli.backbones.vision_guided import VisionGuidedSeq2Seq
-from readcli.backbones.vision_guided_config import GenerationSettings, VisionGuidedConfig
-from readcli.backbones.vision_guided_image import sinusoidal_table
-from readcli.backbones.vision_guided_official import read_checkpoint, vision_guided_from_official
+from readcli.backbones.vision_guided.config import GenerationSettings, VisionGuidedConfig
+from readcli.backbones.vision_guided.image import sinusoidal_table
+from readcli.backbones.vision_guided.model import VisionGuidedSeq2Seq
+from readcli.backbones.vision_guided.official import read_checkpoint, vision_guided_from_official
 
 FIXTURE_DIR = Path(os.environ.get("READCLI_VG_FIXTURES") or SHARED_DATA / "vg_gplms")
 FIXTURE_NAME = re.compile(r"official_(bart|t5)_([A-Z])\.pt")

@@ -19,19 +19,19 @@ from readcli.adapters import count_parameters, method_settings
 from readcli.adapters.inject import adapter_parameters, inject
 from readcli.alignment import PVLASettings, pvla_loss
 from readcli.backbones.registry import load_backbone
-from readcli.backbones.vision_guided import VisionGuidedSeq2Seq
-from readcli.backbones.vision_guided_config import (
-    GenerationSettings,
-    VisionGuidedConfig,
-    base_text_config,
-    tiny_text_config,
-)
-from readcli.backbones.vision_guided_io import (
+from readcli.backbones.vision_guided.checkpoint_io import (
     build_vision_guided,
     load_vg_card,
     load_vision_guided,
     save_vision_guided,
 )
+from readcli.backbones.vision_guided.config import (
+    GenerationSettings,
+    VisionGuidedConfig,
+    base_text_config,
+    tiny_text_config,
+)
+from readcli.backbones.vision_guided.model import VisionGuidedSeq2Seq
 from readcli.errors import CheckpointError, InvalidValueError, OfflineError
 
 FAMILIES = ("bart", "t5")

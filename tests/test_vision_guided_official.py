@@ -22,10 +22,10 @@ from test_vision_guided import _encoded, _randomise_fusion_output, inputs, tiny_
 from torch.nn import functional as F
 from typer.testing import CliRunner
 
-from readcli.backbones.vision_guided import VisionGuidedSeq2Seq
-from readcli.backbones.vision_guided_config import GenerationSettings, VisionGuidedConfig
-from readcli.backbones.vision_guided_io import load_official_checkpoint
-from readcli.backbones.vision_guided_official import (
+from readcli.backbones.vision_guided.checkpoint_io import load_official_checkpoint
+from readcli.backbones.vision_guided.config import GenerationSettings, VisionGuidedConfig
+from readcli.backbones.vision_guided.model import VisionGuidedSeq2Seq
+from readcli.backbones.vision_guided.official import (
     official_state_dict,
     read_checkpoint,
     vision_guided_from_official,

@@ -66,7 +66,7 @@ def bundle_backbone(adapter: str | Path | None, given: str | None, default: str)
     # lazy: these import torch; a run that names its backbone never reads the bundle's config here
     from readcli.adapters.bundle import read_bundle_config
     from readcli.backbones.presets import card_name
-    from readcli.backbones.vision_guided_io import VG_PRESETS
+    from readcli.backbones.vision_guided.checkpoint_io import VG_PRESETS
 
     name = read_bundle_config(adapter).backbone_name
     if card_name(name) is None and name not in VG_PRESETS and not Path(name).expanduser().exists():

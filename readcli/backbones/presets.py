@@ -19,7 +19,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from readcli.backbones.moment_detr_config import read_json_object
+from readcli.backbones.moment_detr.config import read_json_object
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
 from readcli.fileio import cache_dir
 from readcli.records import parse_json, validate

@@ -31,9 +31,9 @@ from readcli.backbones.checkpoint import (
     load_safetensors,
     safe_torch_load,
 )
-from readcli.backbones.moment_detr import ARCHITECTURE as MOMENT_DETR
-from readcli.backbones.moment_detr import MomentDETR, build_moment_detr, state_layout
-from readcli.backbones.moment_detr_config import MomentDETRConfig, read_json_object
+from readcli.backbones.moment_detr.config import MomentDETRConfig, read_json_object
+from readcli.backbones.moment_detr.model import ARCHITECTURE as MOMENT_DETR
+from readcli.backbones.moment_detr.model import MomentDETR, build_moment_detr, state_layout
 from readcli.backbones.presets import (
     FRESH_PRESETS,
     FRESH_SEED,
@@ -48,11 +48,11 @@ from readcli.backbones.presets import (
     resolve_weights,
     source_text,
 )
-from readcli.backbones.umt import ARCHITECTURE as UMT_ARCHITECTURE
-from readcli.backbones.umt import UMT, build_umt, umt_state_layout
-from readcli.backbones.umt_config import UMTConfig
-from readcli.backbones.umt_io import extract_state, load_umt_checkpoint, umt_from_state
-from readcli.backbones.vision_guided_io import VG_PRESETS, is_vision_guided, load_vision_guided
+from readcli.backbones.umt.checkpoint_io import extract_state, load_umt_checkpoint, umt_from_state
+from readcli.backbones.umt.config import UMTConfig
+from readcli.backbones.umt.model import ARCHITECTURE as UMT_ARCHITECTURE
+from readcli.backbones.umt.model import UMT, build_umt, umt_state_layout
+from readcli.backbones.vision_guided.checkpoint_io import VG_PRESETS, is_vision_guided, load_vision_guided
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
 from readcli.fileio import atomic_write_bytes, atomic_write_json
 
@@ -90,7 +90,7 @@ def load_backbone(
 ) -> torch.nn.Module:
     """Load a backbone (an AdapterHost) from a preset, an official checkpoint or a readcli directory."""
     name = os.fspath(path_or_preset)
-    if is_vision_guided(name):  # bart-base-vg, t5-base-vg, or a BART/T5 directory (vision_guided_io.py)
+    if is_vision_guided(name):  # bart-base-vg, t5-base-vg, or a BART/T5 directory
         return load_vision_guided(name, device=device, dtype=dtype)
     card: PresetCard | None = None
     if card_name(name) is not None:

@@ -11,8 +11,8 @@ import json
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from readcli.backbones.moment_detr_config import MomentDETRConfig
-from readcli.backbones.umt_config import UMTConfig
+from readcli.backbones.moment_detr.config import MomentDETRConfig
+from readcli.backbones.umt.config import UMTConfig
 from readcli.demo.methods import DemoMethod
 from readcli.demo.world import WorldConfig
 from readcli.errors import InvalidValueError

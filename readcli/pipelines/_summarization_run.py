@@ -12,9 +12,9 @@ import torch
 from readcli.adapters import method_settings, save_bundle
 from readcli.adapters.inject import inject
 from readcli.alignment import PVLASettings
-from readcli.backbones.vision_guided import VisionGuidedSeq2Seq
-from readcli.backbones.vision_guided_config import GenerationSettings
-from readcli.backbones.vision_guided_io import load_vision_guided
+from readcli.backbones.vision_guided.checkpoint_io import load_vision_guided
+from readcli.backbones.vision_guided.config import GenerationSettings
+from readcli.backbones.vision_guided.model import VisionGuidedSeq2Seq
 from readcli.data.how2 import How2Dataset, How2Limits, load_how2_split
 from readcli.fileio import atomic_write_text
 from readcli.pipelines.finetune_record import BEST_DIR, RecordedRun

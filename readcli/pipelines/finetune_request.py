@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from readcli.backbones.vision_guided_config import parse_fusion_options
+from readcli.backbones.vision_guided.config import parse_fusion_options
 from readcli.errors import InputFileError, InvalidValueError
 from readcli.options.alignment import MASS, MASS_MODE, PVLA, PVLA_WEIGHT, TAU
 from readcli.options.finetune import (

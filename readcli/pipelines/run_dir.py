@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from readcli.backbones.presets import card_name
-from readcli.backbones.vision_guided_io import VG_PRESETS
+from readcli.backbones.vision_guided.checkpoint_io import VG_PRESETS
 from readcli.errors import InvalidValueError, OutputFileError
 from readcli.fileio import atomic_write_json, write_failure
 from readcli.training.train_checkpoint import CHECKPOINTS, LATEST

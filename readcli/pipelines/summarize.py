@@ -19,9 +19,9 @@ import torch
 
 from readcli.adapters import load_bundle, read_bundle_config
 from readcli.adapters.bundle_source import resolve_adapter
-from readcli.backbones.vision_guided import VisionGuidedSeq2Seq
-from readcli.backbones.vision_guided_config import GenerationSettings
-from readcli.backbones.vision_guided_io import load_official_checkpoint, load_vision_guided
+from readcli.backbones.vision_guided.checkpoint_io import load_official_checkpoint, load_vision_guided
+from readcli.backbones.vision_guided.config import GenerationSettings
+from readcli.backbones.vision_guided.model import VisionGuidedSeq2Seq
 from readcli.data.how2 import How2Limits
 from readcli.errors import InputFileError, InvalidValueError
 from readcli.features.clip_encoder import DEFAULT_MODEL, ClipEncoder

@@ -105,5 +105,5 @@ class RunRecord(Record):
     dataset: Text | None = None
     domain: Text | None = None
     # --fusion-option KEY=VALUE (a vision-guided fusion's official options); their ranges are the
-    # fusion config's own checks (readcli.backbones.vision_guided_config)
+    # fusion config's own checks (readcli.backbones.vision_guided.config)
     fusion_options: dict[Text, Integer | Finite | Flag | Text | None] | None = None

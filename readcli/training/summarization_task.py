@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from readcli.alignment import PVLASettings
-from readcli.backbones.vision_guided_config import GenerationSettings
+from readcli.backbones.vision_guided.config import GenerationSettings
 from readcli.data.collate import SummaryBatch, collate_summaries
 from readcli.data.how2 import How2Dataset, How2Limits
 from readcli.evaluation import rouge_scores

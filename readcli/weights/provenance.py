@@ -137,7 +137,7 @@ def _match_file(path: Path, entries: Iterable[WeightFile]) -> tuple[WeightFile |
 def check_backbone(name: str, *, adapter_trained: bool) -> WeightsCheck:
     """The backbone a run loaded: a preset, an official checkpoint file or a saved folder."""
     # lazy: vision_guided_io imports torch; provenance of features alone (inspect-ot) must not
-    from readcli.backbones.vision_guided_io import VG_PRESETS
+    from readcli.backbones.vision_guided.checkpoint_io import VG_PRESETS
 
     if adapter_trained:
         return WeightsCheck("backbone", name, ADAPTER, "the adapter's fingerprint of these weights matched")

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from readcli.backbones.vision_guided_config import GenerationSettings, VisionGuidedConfig
+from readcli.backbones.vision_guided.config import GenerationSettings, VisionGuidedConfig
 from readcli.demo.vls.world import VOCABULARY
 from readcli.errors import InvalidValueError, choices_text
 from readcli.training.loop import TrainSettings

@@ -19,10 +19,10 @@ from typing import Any
 
 import torch
 
-from readcli.backbones.vision_guided import VisionGuidedSeq2Seq
-from readcli.backbones.vision_guided_config import tiny_text_config
-from readcli.backbones.vision_guided_hub import no_progress_bar
-from readcli.backbones.vision_guided_io import build_vision_guided, save_vision_guided
+from readcli.backbones.vision_guided.checkpoint_io import build_vision_guided, save_vision_guided
+from readcli.backbones.vision_guided.config import tiny_text_config
+from readcli.backbones.vision_guided.hub import no_progress_bar
+from readcli.backbones.vision_guided.model import VisionGuidedSeq2Seq
 from readcli.data.how2 import How2Dataset, load_how2_split
 from readcli.demo.vls.config import VLSConfig, fusion_config
 from readcli.demo.vls.data import WordTokenizer, limits, word_tokenizer

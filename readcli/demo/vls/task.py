@@ -21,7 +21,7 @@ import torch
 
 from readcli.adapters.accounting import count_parameters
 from readcli.adapters.inject import inject
-from readcli.backbones.vision_guided_io import load_vision_guided
+from readcli.backbones.vision_guided.checkpoint_io import load_vision_guided
 from readcli.data.how2 import How2Dataset, How2Item, How2Limits, How2Split
 from readcli.demo.contract import DemoTask, RunScores, SourceReport, Split
 from readcli.demo.methods import DEMO_METHODS, demo_method

@@ -30,14 +30,14 @@ from readcli.backbones.contract import (
     SequenceContext,
     segment_ids_from_masks,
 )
-from readcli.backbones.moment_detr_config import MomentDETRConfig
-from readcli.backbones.moment_detr_layers import (
+from readcli.backbones.moment_detr.config import MomentDETRConfig
+from readcli.backbones.moment_detr.layers import (
     MLP,
     PositionEmbeddingSine,
     TrainablePositionalEncoding,
     input_projection,
 )
-from readcli.backbones.moment_detr_transformer import Transformer
+from readcli.backbones.moment_detr.transformer import Transformer
 from readcli.errors import InvalidValueError
 
 ARCHITECTURE = "moment_detr"

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 
 from readcli.backbones.checkpoint import check_state_dict, safe_torch_load
-from readcli.backbones.umt import UMT, build_umt, umt_state_layout
-from readcli.backbones.umt_config import UMTConfig
+from readcli.backbones.umt.config import UMTConfig
+from readcli.backbones.umt.model import UMT, build_umt, umt_state_layout
 from readcli.errors import CheckpointError, InvalidValueError
 
 MARKER = "video_enc.mapping.linear.weight"  # present in every UMT state dict

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from readcli.backbones.umt_layers import (
+from readcli.backbones.umt.layers import (
     BottleneckLayer,
     DecoderLayer,
     EncoderLayer,

@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from readcli.backbones.vision_guided_config import (
+from readcli.backbones.vision_guided.config import (
     IMAGE_TRANSFORMER_DROPOUT,
     IMAGE_TRANSFORMER_FFN,
     IMAGE_TRANSFORMER_HEADS,

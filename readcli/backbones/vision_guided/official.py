@@ -28,12 +28,12 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from readcli.backbones.vision_guided import VisionGuidedSeq2Seq, _text_classes
-from readcli.backbones.vision_guided_config import (
+from readcli.backbones.vision_guided.config import (
     IMAGE_TRANSFORMER_LAYERS,
     OFFICIAL_FUSION_HEADS,
     VisionGuidedConfig,
 )
+from readcli.backbones.vision_guided.model import VisionGuidedSeq2Seq, _text_classes
 from readcli.errors import CheckpointError, InvalidValueError
 
 ENCODER_PREFIX = {"bart": "model.encoder.", "t5": "encoder."}

@@ -24,12 +24,12 @@ from torch import nn
 from readcli.backbones.base import BlockStates
 from readcli.backbones.contract import AdapterTargets, SequenceContext
 from readcli.backbones.stock import install_stream_sources, stock_preset
-from readcli.backbones.vision_guided_config import (
+from readcli.backbones.vision_guided.config import (
     OFFICIAL_FUSION_HEADS,
     GenerationSettings,
     VisionGuidedConfig,
 )
-from readcli.backbones.vision_guided_fusion import VisionTextFusion
+from readcli.backbones.vision_guided.fusion import VisionTextFusion
 from readcli.errors import InvalidValueError
 
 log = logging.getLogger(__name__)

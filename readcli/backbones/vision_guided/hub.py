@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from readcli.backbones.vision_guided import _text_classes
-from readcli.backbones.vision_guided_config import FAMILIES, VisionGuidedCard
+from readcli.backbones.vision_guided.config import FAMILIES, VisionGuidedCard
+from readcli.backbones.vision_guided.model import _text_classes
 from readcli.errors import CheckpointError, InputFileError, OfflineError, choices_text
 from readcli.records import read_json_file
 

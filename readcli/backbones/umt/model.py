@@ -25,7 +25,7 @@ from torch import nn
 from readcli.backbones.base import BlockStates
 from readcli.backbones.checkpoint import state_layout_of
 from readcli.backbones.contract import AdapterTargets, FeedForwardTarget, SequenceContext
-from readcli.backbones.umt_blocks import (
+from readcli.backbones.umt.blocks import (
     BoundaryHead,
     CrossModalEncoder,
     QueryDecoder,
@@ -33,8 +33,8 @@ from readcli.backbones.umt_blocks import (
     SaliencyHead,
     UniModalEncoder,
 )
-from readcli.backbones.umt_config import UMTConfig
-from readcli.backbones.umt_layers import xavier_linears
+from readcli.backbones.umt.config import UMTConfig
+from readcli.backbones.umt.layers import xavier_linears
 from readcli.errors import InvalidValueError
 
 ARCHITECTURE = "umt"

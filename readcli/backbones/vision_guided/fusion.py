@@ -28,8 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from readcli.backbones.vision_guided_config import VisionGuidedConfig
-from readcli.backbones.vision_guided_image import ImageTransformer
+from readcli.backbones.vision_guided.config import VisionGuidedConfig
+from readcli.backbones.vision_guided.image import ImageTransformer
 from readcli.errors import InvalidValueError
 
 

@@ -8,7 +8,7 @@
   gets a new fusion head.
 - An official VG-GPLMs checkpoint (`load_official_checkpoint`: a Lightning .ckpt or a plain state dict)
   on top of a preset's or a directory's text configuration and tokenizer
-  (vision_guided_official.py).
+  (official.py).
 - A readcli vision-guided directory, written by `save_vision_guided`:
       config.json          {"format": "readcli-backbone", "format_version": 1, "architecture":
                             "vision_guided_bart" | "vision_guided_t5", "config": VisionGuidedConfig}
@@ -31,17 +31,17 @@ from safetensors.torch import load_file, save
 
 from readcli import __version__
 from readcli.backbones.presets import read_card
-from readcli.backbones.vision_guided import ARCHITECTURES, VisionGuidedSeq2Seq, _text_classes
-from readcli.backbones.vision_guided_config import (
+from readcli.backbones.vision_guided.config import (
     FAMILIES,
     GenerationSettings,
     VisionGuidedCard,
     VisionGuidedConfig,
 )
-from readcli.backbones.vision_guided_hub import family_of as _family_of
-from readcli.backbones.vision_guided_hub import load_text_model
-from readcli.backbones.vision_guided_hub import read_json as _read_json
-from readcli.backbones.vision_guided_official import read_checkpoint, vision_guided_from_official
+from readcli.backbones.vision_guided.hub import family_of as _family_of
+from readcli.backbones.vision_guided.hub import load_text_model
+from readcli.backbones.vision_guided.hub import read_json as _read_json
+from readcli.backbones.vision_guided.model import ARCHITECTURES, VisionGuidedSeq2Seq, _text_classes
+from readcli.backbones.vision_guided.official import read_checkpoint, vision_guided_from_official
 from readcli.errors import CheckpointError, InputFileError, InvalidValueError, choices_text
 from readcli.fileio import atomic_write_bytes, atomic_write_json
 from readcli.records import read_json_file

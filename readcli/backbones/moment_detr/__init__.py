@@ -1,0 +1,1 @@
+"""The moment_detr backbone family (docs/backbones.md)."""

@@ -1,0 +1,1 @@
+"""The umt backbone family (docs/backbones.md)."""

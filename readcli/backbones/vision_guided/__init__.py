@@ -1,0 +1,1 @@
+"""The vision_guided backbone family (docs/backbones.md)."""
