@@ -40,7 +40,11 @@ BACKBONE: Option[str | None] = Option(
     + ", ".join(f"{d.backbone} for {t}" for t, d in TASK_DEFAULTS.items())
     + ").",
 )
-METHOD: Option[str] = Option("--method", "read", "full|partial|bias|proj|lora|prompt|adapter|read.")
+# The choices are not listed here: they are the adapter registry's keys (readcli.adapters.registry, which
+# imports torch), so a new method adds no line here; an unknown name is refused listing them.
+METHOD: Option[str] = Option(
+    "--method", "read", "Fine-tuning method: read, lora, ia3, ... (every choice: docs/adapters.md)."
+)
 BOTTLENECK: Option[int | None] = Option("--bottleneck", None, "Adapter width k (default: d/4).")
 RNN: Option[str] = Option("--rnn", "rnn", "READ recurrence: rnn|gru|lstm (default {default}).")
 SELECT_METRIC: Option[str | None] = Option(
