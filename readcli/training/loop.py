@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 import torch
 
 from readcli.errors import InvalidValueError, TrainingError
+from readcli.options.training import AMP, BATCH_SIZE, DEVICE, EPOCHS, LR, SEED
 from readcli.seeding import seed_everything
 from readcli.training.distributed import (
     Dist,
@@ -47,32 +48,28 @@ log = logging.getLogger(__name__)
 class TrainSettings:
     """Optimisation settings (defaults: the official Moment-DETR ones where they exist)."""
 
-    epochs: int = 10
-    lr: float = 1e-4
+    epochs: int = EPOCHS.default
+    lr: float = LR.default
     weight_decay: float = 1e-4
-    batch_size: int = 32
+    batch_size: int = BATCH_SIZE.default
     grad_clip: float = 0.1
-    seed: int = 2018
-    device: str = "auto"
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    seed: int = SEED.default
+    device: str = DEVICE.default
+    amp: Literal["auto", "off", "bf16", "fp16"] = AMP.default  # type: ignore[assignment]  # a str spec, checked below
     select_metric: str = "MR-full-mAP"
     select_mode: Literal["max", "min"] = "max"
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise InvalidValueError(f"--epochs {self.epochs} is invalid: use an integer >= 1")
-        if not (math.isfinite(self.lr) and 0 < self.lr <= 1):
-            raise InvalidValueError(f"--lr {self.lr} is invalid: use a learning rate in (0, 1]")
+        EPOCHS.validate(self.epochs)
+        LR.validate(self.lr)
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):  # NaN would poison every weight
             raise InvalidValueError(f"--weight-decay {self.weight_decay} is invalid: use a finite value >= 0")
         if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
             raise InvalidValueError(
                 f"grad_clip {self.grad_clip} is invalid: use a finite value >= 0 (0: no clipping)"
             )
-        if self.batch_size < 1:
-            raise InvalidValueError(f"--batch-size {self.batch_size} is invalid: use an integer >= 1")
-        if self.amp not in ("auto", "off", "bf16", "fp16"):
-            raise InvalidValueError(f"--amp {self.amp!r} is invalid: choose auto, off, bf16 or fp16")
+        BATCH_SIZE.validate(self.batch_size)
+        AMP.validate(self.amp)
         if self.select_mode not in ("max", "min"):
             raise InvalidValueError(f"select mode {self.select_mode!r} is invalid: choose max or min")
 
