@@ -80,15 +80,3 @@ def apply_threads(requested: int | None = None) -> int:
     count = resolve_threads(requested)
     torch.set_num_threads(count)
     return count
-
-
-def default_workers(threads: int = 1) -> int:
-    """Worker processes for independent CPU runs: one more than the cores the workers' threads fill.
-
-    One spare worker costs next to nothing on a quiet machine (the runs are CPU-bound and small, so
-    three single-thread workers on two cores keep both busy as two do) and buys a fair share when
-    another process holds a core: the scheduler splits the CPU by runnable processes, so with one
-    busy neighbour two workers get 2/3 of the machine and three get 3/4 (docs/performance.md has the
-    measurement). The same reasoning is behind ninja's default of more jobs than cores.
-    """
-    return max(1, usable_cores() // threads) + 1

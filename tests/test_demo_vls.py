@@ -10,11 +10,14 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+import readcli.demo.vls.task as vls_task
+from readcli.demo.pooled import pooled_distance
 from readcli.demo.vls.config import VLSConfig, quick_config
 from readcli.demo.vls.data import WordTokenizer, target_splits, word_tokenizer
 from readcli.demo.vls.task import VLSTask, per_example_rouge
@@ -207,3 +210,26 @@ def test_dev_is_carved_from_the_pool_fixed_per_world_and_apart_from_every_traini
         assert not train_ids & set(ids) and all("-pool-" in i for i in train_ids | set(ids))
         train_sets.append(train_ids)
     assert train_sets[0] != train_sets[1]  # the seed picks the low-resource subset
+
+
+def test_pooled_distance_rows_train_with_the_pooled_distance_not_pvla(
+    task: VLSTask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Table 9 rows are the pooled distances here too (a --full run once ran PVLA under their label)."""
+    kinds: list[str] = []
+
+    def spy(states: Any, kind: str) -> Any:
+        kinds.append(kind)
+        return pooled_distance(states, kind)
+
+    monkeypatch.setattr(vls_task, "pooled_distance", spy)
+    rows = VLSTask(config=task.config, method_keys=("read-pvla", "read-cosine", "read-l2"))
+    assert task.cache is not None
+    rows.prepare(task.cache)
+    rows.run("visual", "read-pvla", 3e-3, 0, "dev")
+    assert kinds == []
+    rows.run("visual", "read-cosine", 3e-3, 0, "dev")
+    assert kinds and set(kinds) == {"pooled-cosine"}
+    kinds.clear()
+    rows.run("visual", "read-l2", 3e-3, 0, "dev")
+    assert kinds and set(kinds) == {"pooled-l2"}

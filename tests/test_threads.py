@@ -98,14 +98,3 @@ def test_bad_threads_is_one_line_exit_1(command: str, restore_threads: None) -> 
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --threads 0 is out of range")
-
-
-def test_default_workers_is_one_more_than_the_cores_the_threads_fill(monkeypatch: pytest.MonkeyPatch) -> None:
-    import readcli.threads as threads_module
-
-    monkeypatch.setattr(threads_module, "usable_cores", lambda: 2)
-    assert threads_module.default_workers(1) == 3
-    assert threads_module.default_workers(2) == 2
-    assert threads_module.default_workers(4) == 2  # more threads than cores: one worker plus the spare
-    monkeypatch.setattr(threads_module, "usable_cores", lambda: 1)
-    assert threads_module.default_workers(1) == 2

@@ -10,7 +10,9 @@ runs in this process, in the same order, with the same results.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import Any, Literal
 
 import torch
 
+from readcli.cpu_share import BUSY_CORES, OtherCpu, children_of
 from readcli.demo.contract import DemoTask, RunScores, SourceReport
 from readcli.demo.protocol import Job, choose_lr, selection_jobs, test_jobs
 
@@ -45,6 +48,7 @@ class ProtocolOutcome:
     test: dict[Job, RunScores] = field(default_factory=dict)
     chosen: dict[tuple[str, str, str], float] = field(default_factory=dict)
     seconds: float = 0.0
+    spare_runs: int = 0  # runs started on the spare worker while other processes were busy
 
 
 def _init_worker(threads: int) -> None:
@@ -84,9 +88,15 @@ def run_protocol(
     *,
     jobs: int = 1,
     threads: int = 1,
+    spare: bool = False,
+    other_cpu: OtherCpu | None = None,
     progress: Callable[[ProtocolEvent], None] | None = None,
 ) -> ProtocolOutcome:
-    """Prepare every task, run selection on dev, choose per cell, then score the choice on test."""
+    """Prepare every task, run selection on dev, choose per cell, then score the choice on test.
+
+    jobs runs at a time; with `spare`, one more worker waits and runs too while other processes use
+    at least half a core (readcli.cpu_share), so a shared CPU costs the demo less of its share.
+    """
     emit = progress or (lambda event: None)
     _TASKS.clear()
     _TASKS.update(tasks)
@@ -107,27 +117,44 @@ def run_protocol(
     for name, jobs_of in planned.items():
         for job in jobs_of:
             remaining[name][job.cell] = remaining[name].get(job.cell, 0) + 1
+    spare = spare and jobs > 1  # one worker runs inline: nothing to hold in reserve
+    workers = jobs + 1 if spare else jobs
     executor: Executor = (
         ProcessPoolExecutor(
-            jobs,
+            workers,
             mp_context=multiprocessing.get_context("fork"),
             initializer=_init_worker,
             initargs=(threads,),
         )
-        if jobs > 1
+        if workers > 1
         else _Inline()
     )
+    share = _Share(jobs, other_cpu or OtherCpu()) if spare else None
+    waiting: deque[tuple[Callable[[Any], Any], Any]] = deque()
+    pending: set[Future[Any]] = set()
+
+    def fill() -> None:
+        cap = share.cap() if share is not None else jobs
+        while waiting and len(pending) < cap:
+            fn, arg = waiting.popleft()
+            pending.add(executor.submit(fn, arg))
+            if share is not None and len(pending) > jobs:
+                outcome.spare_runs += 1
+
     emit(
         ProtocolEvent(
             "stage",
             f"preparing {', '.join(tasks)}: worlds and source pretraining (cached after the first run)",
         )
     )
-    pending: set[Future[Any]] = {executor.submit(_prepare, name) for name in tasks}
+    waiting.extend((_prepare, name) for name in tasks)
+    fill()
     run_started: float | None = None
     try:
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, still = wait(pending, return_when=FIRST_COMPLETED)
+            pending.clear()
+            pending.update(still)
             for future in done:
                 result = future.result()
                 if isinstance(result[0], str):  # a task is prepared: its selection runs can start
@@ -141,7 +168,7 @@ def run_protocol(
                         )
                     )
                     run_started = run_started or time.perf_counter()
-                    pending |= {executor.submit(_run, job) for job in planned[name]}
+                    waiting.extend((_run, job) for job in planned[name])
                     continue
                 job, scores = result
                 if job.split == "dev":
@@ -151,13 +178,14 @@ def run_protocol(
                         cell_dev = {j: s for j, s in outcome.dev.items() if j.cell == job.cell}
                         lr = choose_lr(cell_dev, tasks[job.task].metrics[0])[job.cell]
                         outcome.chosen[job.cell] = lr
-                        pending |= {executor.submit(_run, j) for j in test_jobs(job.cell, lr, seeds)}
+                        waiting.extend((_run, j) for j in test_jobs(job.cell, lr, seeds))
                 else:
                     outcome.test[job] = scores
                 count = len(outcome.dev) + len(outcome.test)
                 elapsed = time.perf_counter() - (run_started or started)
                 eta = elapsed / count * (total - count) if count else None
                 emit(ProtocolEvent("run", job.label(), count, total, eta))
+            fill()
     except BaseException:
         for future in pending:
             future.cancel()
@@ -167,6 +195,22 @@ def run_protocol(
     outcome.seconds = time.perf_counter() - started
     emit(ProtocolEvent("stage", f"all {total} runs done in {outcome.seconds:.0f} s"))
     return outcome
+
+
+class _Share:
+    """How many runs may be in flight: `jobs`, plus the spare worker while others keep a core busy."""
+
+    def __init__(self, jobs: int, other_cpu: OtherCpu) -> None:
+        self.jobs = jobs
+        self.other_cpu = other_cpu
+        self.busy = False
+
+    def cap(self) -> int:
+        own = {os.getpid()} | children_of(os.getpid())  # this process and its pool's workers
+        others = self.other_cpu.sample(own)
+        if others is not None:  # else keep the last decision until a whole window is measured
+            self.busy = others >= BUSY_CORES
+        return self.jobs + 1 if self.busy else self.jobs
 
 
 def _source_line(name: str, report: SourceReport) -> str:

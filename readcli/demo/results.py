@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,8 @@ def markdown(
 ) -> str:
     lines = ["# readcli demo results", ""]
     lines.append(
-        f"Seeds {extra['seeds']}, {extra['jobs']} worker processes x {extra['threads']} thread(s), "
+        f"Seeds {extra['seeds']}, {extra['jobs']} worker processes x {extra['threads']} thread(s)"
+        f"{_spare_note(extra)}, "
         f"{extra['seconds']:.0f} s wall. Learning rate chosen per world and method on dev; test read after."
     )
     lines.append("")
@@ -105,3 +106,10 @@ def _finite(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_finite(v) for v in obj]
     return obj
+
+
+def _spare_note(extra: Mapping[str, Any]) -> str:
+    """How many runs the spare worker took while other processes kept the CPU busy (execute.py)."""
+    if not extra.get("spare_worker"):
+        return ""
+    return f" (+1 while other processes were busy: {extra.get('spare_runs', 0)} runs)"

@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 
-from readcli.backbones.base import BlockStates
 from readcli.backbones.registry import build_backbone, load_backbone, save_backbone
 from readcli.data import load_grounding_split
 from readcli.data.collate import MomentBatch
@@ -25,6 +24,7 @@ from readcli.data.moment_dataset import MomentDataset
 from readcli.demo.contract import SourceReport
 from readcli.demo.fit import fit, query_scores
 from readcli.demo.methods import DemoMethod
+from readcli.demo.pooled import pooled_distance
 from readcli.demo.tlg_profile import TlgProfile
 from readcli.evaluation import read_jsonl
 from readcli.fileio import atomic_write_json
@@ -76,19 +76,6 @@ class PooledAlignmentTask(GroundingTask):
         weight = self.pvla.weight if self.pvla is not None else 1.0
         parts["loss_align"] = weight * pooled_distance(outputs["block_states"], self.kind)
         return StepOutput(total=loss.total + parts["loss_align"], parts=parts)
-
-
-def pooled_distance(states: BlockStates, kind: str) -> torch.Tensor:
-    """Sum over blocks of the batch mean of 1 - cos or ||v - t|| between mean-pooled states."""
-    v_mask = states.video_mask.to(states.video.dtype)[None, :, :, None]  # (1, B, N_V, 1)
-    t_mask = states.text_mask.to(states.text.dtype)[None, :, :, None]  # (1, B, N_L, 1)
-    video = (states.video * v_mask).sum(2) / v_mask.sum(2).clamp(min=1)  # (L, B, d)
-    text = (states.text * t_mask).sum(2) / t_mask.sum(2).clamp(min=1)  # (L, B, d)
-    if kind == "pooled-cosine":
-        distance = 1 - torch.nn.functional.cosine_similarity(video, text, dim=-1)  # (L, B)
-    else:
-        distance = (video - text).norm(dim=-1)  # (L, B)
-    return distance.mean(1).sum()
 
 
 def make_task(

@@ -24,7 +24,7 @@ from readcli.demo.vls.config import vls_config
 from readcli.demo.vls.task import DEFAULT_METHODS, VLS_METHODS, VLSTask
 from readcli.errors import InvalidValueError, choices_text
 from readcli.fileio import cache_dir
-from readcli.threads import check_threads, default_workers
+from readcli.threads import check_threads, usable_cores
 
 TASKS: tuple[str, ...] = ("tlg", "vls", "all")
 # learning-rate grids for a task that does not define its own (same number of points for all)
@@ -43,7 +43,7 @@ class DemoRequest:
     seeds: int = 5
     methods: tuple[str, ...] = ()  # empty: every default row (every row with full)
     cache: Path | None = None  # None: $READCLI_CACHE/demo or ~/.cache/readcli/demo
-    jobs: int | None = None  # worker processes; None: threads.default_workers (cores + 1)
+    jobs: int | None = None  # runs at a time; None: the usable cores, plus a spare while others are busy
     threads: int | None = None  # intra-op threads per worker; None: 1
     first_seed: int = 0
     resamples: int = 10_000
@@ -116,7 +116,8 @@ def run(request: DemoRequest, progress: Callable[[Any], None] | None = None) -> 
     """Run the protocol for the requested tasks and write DIR/results.{md,json} and the plot."""
     started = time.perf_counter()
     threads = check_threads(request.threads) if request.threads is not None else 1
-    jobs = request.jobs if request.jobs is not None else default_workers(threads)
+    jobs = request.jobs if request.jobs is not None else max(1, usable_cores() // threads)
+    spare = request.jobs is None  # an explicit --jobs is exactly that many (readcli.cpu_share)
     cache = request.cache if request.cache is not None else demo_cache()
     seeds = list(range(request.first_seed, request.first_seed + request.seeds))
     request.out.mkdir(parents=True, exist_ok=True)
@@ -124,7 +125,9 @@ def run(request: DemoRequest, progress: Callable[[Any], None] | None = None) -> 
     try:
         tasks = _build_tasks(request, scratch)
         grids = {name: _grids(task) for name, task in tasks.items()}
-        outcome = run_protocol(tasks, grids, seeds, cache, jobs=jobs, threads=threads, progress=progress)
+        outcome = run_protocol(
+            tasks, grids, seeds, cache, jobs=jobs, threads=threads, spare=spare, progress=progress
+        )
         source_only = _source_only(tasks, cache)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -138,6 +141,8 @@ def run(request: DemoRequest, progress: Callable[[Any], None] | None = None) -> 
         "seeds": seeds,
         "grids": grids,
         "jobs": jobs,
+        "spare_worker": spare and jobs > 1,
+        "spare_runs": outcome.spare_runs,
         "threads": threads,
         "protocol_seconds": outcome.seconds,
     }

@@ -44,7 +44,8 @@ def demo(
         typer.Option("--method", help=f"Only this row (repeatable; keep read-pvla): {METHOD_NAMES}."),
     ] = None,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", help="Worker processes (default: the usable cores + 1).")
+        int | None,
+        typer.Option("--jobs", help="Runs at a time (default: the cores, +1 while others keep a core busy)."),
     ] = None,
     threads: Annotated[
         int | None, typer.Option("--threads", help="Intra-op threads per worker (default 1).")
@@ -112,8 +113,12 @@ def _render(result: Any) -> None:
         "(H): the verdict survives the Holm correction across the rows of its world", highlight=False
     )
     console.print(
-        f"{result.jobs} worker(s) x {result.threads} thread(s); wrote "
+        f"{result.jobs} worker(s) x {result.threads} thread(s){_spare(result.extra)}; wrote "
         f"{', '.join(str(p) for p in result.paths)} in {result.seconds:.0f} s",
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _spare(extra: dict[str, Any]) -> str:
+    return f" (+1 spare: {extra['spare_runs']} runs)" if extra.get("spare_worker") else ""

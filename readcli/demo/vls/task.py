@@ -22,9 +22,11 @@ import torch
 from readcli.adapters.accounting import count_parameters
 from readcli.adapters.inject import inject
 from readcli.backbones.vision_guided.checkpoint_io import load_vision_guided
+from readcli.data.collate import SummaryBatch
 from readcli.data.how2 import How2Dataset, How2Item, How2Limits, How2Split
 from readcli.demo.contract import DemoTask, RunScores, SourceReport, Split
 from readcli.demo.methods import DEMO_METHODS, demo_method
+from readcli.demo.pooled import pooled_distance
 from readcli.demo.vls.config import VLSConfig
 from readcli.demo.vls.data import WordTokenizer, ensure_world, limits, target_splits, test_split
 from readcli.demo.vls.pretrain import ensure_pretrained
@@ -32,8 +34,8 @@ from readcli.demo.vls.world import WORLDS
 from readcli.errors import InvalidValueError, choices_text
 from readcli.evaluation.rouge import ROUGE_TYPES
 from readcli.seeding import seed_everything
-from readcli.training.loop import EvalOutput, ProgressEvent, TrainSettings, train
-from readcli.training.summarization_task import SummarizationTask
+from readcli.training.loop import EvalOutput, ProgressEvent, StepOutput, TrainSettings, train
+from readcli.training.summarization_task import SummarizationTask, batch_inputs
 
 METRICS: tuple[str, ...] = ("ROUGE-L", "ROUGE-1", "ROUGE-2")  # the primary (finetune's rougeL) first
 _KEYS = {"ROUGE-1": "rouge1", "ROUGE-2": "rouge2", "ROUGE-L": "rougeL"}
@@ -69,6 +71,19 @@ class _AdaptationTask(SummarizationTask):
     losses come from the loop's progress events (`record`), so this evaluation costs nothing."""
 
     step_losses: list[float] = field(default_factory=list)
+    alignment: str = "ot"  # "ot": PVLA as finetune runs it; a POOLED_KINDS entry: Table 9's distances
+
+    def train_step(self, model: torch.nn.Module, batch: SummaryBatch, device: torch.device) -> StepOutput:
+        if self.alignment == "ot":
+            return super().train_step(model, batch, device)
+        # The same token loss as SummarizationTask (one process here), plus a pooled distance at every
+        # block in PVLA's place, weighted by PVLA's weight: what the grounding demo's rows do.
+        model.collect_block_states = True  # type: ignore[assignment]
+        outputs = model(**batch_inputs(batch, device), labels=batch.labels.to(device))
+        weight = self.pvla.weight if self.pvla is not None else 1.0
+        parts = {"loss_lm": outputs["loss"]}
+        parts["loss_align"] = weight * pooled_distance(outputs["block_states"], self.alignment)
+        return StepOutput(total=parts["loss_lm"] + parts["loss_align"], parts=parts)
 
     def record(self, event: ProgressEvent) -> None:
         if event.kind == "step":
@@ -188,7 +203,7 @@ class VLSTask:
         data = _LoadedOnce(train_split, bounds)
         task = _AdaptationTask(
             train=data, val=data, tokenizer=model.tokenizer, limits=bounds, pvla=row.pvla,
-            generation=config.generation, eval_batch_size=100,
+            generation=config.generation, eval_batch_size=100, alignment=row.alignment,
         )  # fmt: skip
         settings = TrainSettings(
             epochs=config.epochs, lr=lr, weight_decay=1e-4, batch_size=config.batch_size, grad_clip=1.0,
