@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-import readcli.demo.vls.task as vls_task
-from readcli.demo.pooled import pooled_distance
+import readcli.demo.pooled as pooled
 from readcli.demo.vls.config import VLSConfig, quick_config
 from readcli.demo.vls.data import WordTokenizer, target_splits, word_tokenizer
 from readcli.demo.vls.task import VLSTask, per_example_rouge
@@ -220,9 +219,10 @@ def test_pooled_distance_rows_train_with_the_pooled_distance_not_pvla(
 
     def spy(states: Any, kind: str) -> Any:
         kinds.append(kind)
-        return pooled_distance(states, kind)
+        return real(states, kind)
 
-    monkeypatch.setattr(vls_task, "pooled_distance", spy)
+    real = pooled.pooled_distance
+    monkeypatch.setattr(pooled, "pooled_distance", spy)
     rows = VLSTask(config=task.config, method_keys=("read-pvla", "read-cosine", "read-l2"))
     assert task.cache is not None
     rows.prepare(task.cache)

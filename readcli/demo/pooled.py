@@ -4,8 +4,11 @@ summarization in vls/task.py), so an ablation row means the same thing in every 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from readcli.alignment import PVLASettings
 from readcli.backbones.base import BlockStates
 
 POOLED_KINDS: tuple[str, ...] = ("pooled-cosine", "pooled-l2")
@@ -22,3 +25,13 @@ def pooled_distance(states: BlockStates, kind: str) -> torch.Tensor:
     else:
         distance = (video - text).norm(dim=-1)  # (L, B)
     return distance.mean(1).sum()
+
+
+def add_pooled_alignment(
+    total: torch.Tensor, parts: dict[str, torch.Tensor], outputs: Any, pvla: PVLASettings | None, kind: str
+) -> torch.Tensor:
+    """What a task's `add_alignment` adds in PVLA's place: the pooled distance, weighted by PVLA's
+    weight, logged as `loss_align`."""
+    weight = pvla.weight if pvla is not None else 1.0
+    parts["loss_align"] = weight * pooled_distance(outputs["block_states"], kind)
+    return total + parts["loss_align"]

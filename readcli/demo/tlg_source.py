@@ -18,22 +18,19 @@ import torch
 
 from readcli.backbones.registry import build_backbone, load_backbone, save_backbone
 from readcli.data import load_grounding_split
-from readcli.data.collate import MomentBatch
 from readcli.data.layout import open_layout
 from readcli.data.moment_dataset import MomentDataset
 from readcli.demo.contract import SourceReport
 from readcli.demo.fit import fit, query_scores
 from readcli.demo.methods import DemoMethod
-from readcli.demo.pooled import pooled_distance
+from readcli.demo.pooled import add_pooled_alignment
 from readcli.demo.tlg_profile import TlgProfile
 from readcli.evaluation import read_jsonl
 from readcli.fileio import atomic_write_json
 from readcli.seeding import seed_everything
-from readcli.training.grounding_loss import GroundingLossWeights, GroundingTargets, matched_count
+from readcli.training.grounding_loss import GroundingLossWeights
 from readcli.training.grounding_predict import PredictionSettings
 from readcli.training.grounding_task import GroundingTask
-from readcli.training.loop import StepOutput
-from readcli.training.step import count_normaliser
 
 LAYOUT_SPLIT = {"dev": "val"}  # the dataset layout knows dev.jsonl as the "val" split (an alias)
 
@@ -61,21 +58,13 @@ class PooledAlignmentTask(GroundingTask):
 
     kind: str = "pooled-cosine"
 
-    def train_step(self, model: torch.nn.Module, batch: MomentBatch, device: torch.device) -> StepOutput:
-        batch = batch.to(device)
-        model.collect_block_states = True  # type: ignore[assignment]
-        outputs = model(**batch.model_inputs())
-        targets = GroundingTargets(
-            spans=batch.span_labels,
-            saliency_pos=batch.saliency_pos_labels,
-            saliency_neg=batch.saliency_neg_labels,
-        )
-        num_boxes = count_normaliser(matched_count(targets.spans, outputs["pred_spans"].shape[1]), device)
-        loss = self.criterion(outputs, targets, num_boxes=num_boxes)
-        parts = {k: v for k, v in loss.parts.items() if k != "class_error"}
-        weight = self.pvla.weight if self.pvla is not None else 1.0
-        parts["loss_align"] = weight * pooled_distance(outputs["block_states"], self.kind)
-        return StepOutput(total=loss.total + parts["loss_align"], parts=parts)
+    def wants_alignment(self) -> bool:
+        return True
+
+    def add_alignment(
+        self, total: torch.Tensor, parts: dict[str, torch.Tensor], outputs: Any
+    ) -> torch.Tensor:
+        return add_pooled_alignment(total, parts, outputs, self.pvla, self.kind)
 
 
 def make_task(

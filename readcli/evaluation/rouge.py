@@ -25,6 +25,12 @@ def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[
         )
     if not predictions:
         raise InvalidValueError("no summaries to score: give at least one prediction and reference")
+    means = rouge_f1_per_pair(predictions, references).mean(0)  # (3,)
+    return {name: percent(float(value)) for name, value in zip(ROUGE_TYPES, means, strict=True)}
+
+
+def rouge_f1_per_pair(predictions: Sequence[str], references: Sequence[str]) -> np.ndarray:
+    """(pairs, 3) ROUGE-1/2/L F1 in [0, 1] of predictions[i] against references[i] (ROUGE_TYPES order)."""
     # lazy: rouge-score pulls in nltk, which a training loop scoring grounding does not need
     from rouge_score import rouge_scorer
 
@@ -33,5 +39,4 @@ def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[
     for i, (prediction, reference) in enumerate(zip(predictions, references, strict=True)):
         scores = scorer.score(reference, prediction)  # rouge-score takes (target, prediction)
         f1[i] = [scores[name].fmeasure for name in ROUGE_TYPES]
-    means = f1.mean(0)  # (3,)
-    return {name: percent(float(value)) for name, value in zip(ROUGE_TYPES, means, strict=True)}
+    return f1

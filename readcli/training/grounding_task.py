@@ -27,7 +27,7 @@ from readcli.training.grounding_loss import (
 from readcli.training.grounding_predict import PredictionSettings, QueryMeta, predictions_from_outputs
 from readcli.training.loop import EvalOutput, StepOutput, batches_of
 from readcli.training.step import count_normaliser
-from readcli.training.task_base import IndexedTask, add_alignment, shuffled_moments, wants_alignment
+from readcli.training.task_base import IndexedTask, shuffled_moments
 
 
 @dataclass
@@ -57,7 +57,7 @@ class GroundingTask(IndexedTask):
 
     def train_step(self, model: torch.nn.Module, batch: MomentBatch, device: torch.device) -> StepOutput:
         batch = batch.to(device)
-        model.collect_block_states = wants_alignment(self.pvla)  # type: ignore[assignment]
+        model.collect_block_states = self.wants_alignment()  # type: ignore[assignment]
         outputs = model(**batch.model_inputs())
         targets = GroundingTargets(
             spans=batch.span_labels,
@@ -67,7 +67,7 @@ class GroundingTask(IndexedTask):
         num_boxes = count_normaliser(matched_count(targets.spans, outputs["pred_spans"].shape[1]), device)
         loss = self.criterion(outputs, targets, num_boxes=num_boxes)
         parts = {k: v for k, v in loss.parts.items() if k != "class_error"}
-        return StepOutput(total=add_alignment(loss.total, parts, outputs, self.pvla), parts=parts)
+        return StepOutput(total=self.add_alignment(loss.total, parts, outputs), parts=parts)
 
     @torch.no_grad()
     def predict(

@@ -29,7 +29,7 @@ from readcli.evaluation.rows import RowsLike
 from readcli.training.distributed import all_reduce_max
 from readcli.training.loop import EvalOutput, StepOutput, batches_of
 from readcli.training.step import current_share
-from readcli.training.task_base import IndexedTask, add_alignment, shuffled_moments, wants_alignment
+from readcli.training.task_base import IndexedTask, shuffled_moments
 
 Metric = Callable[[RowsLike, RowsLike], dict[str, float]]  # (predictions, ground truth) -> metrics
 # dataset -> (the range of its per-clip scores, its metric, the metric key prefix)
@@ -116,13 +116,13 @@ class HighlightTask(IndexedTask):
 
     def train_step(self, model: torch.nn.Module, batch: MomentBatch, device: torch.device) -> StepOutput:
         batch = batch.to(device)
-        model.collect_block_states = wants_alignment(self.pvla)  # type: ignore[assignment]
+        model.collect_block_states = self.wants_alignment()  # type: ignore[assignment]
         outputs = model(**batch.model_inputs())
         mask = batch.src_vid_mask  # (B, N_V)
         positions = bce_positions(mask.shape[0], mask.shape[1], device)
         loss = saliency_bce(outputs["saliency_scores"], self.targets(batch), mask, positions)
         parts = {"loss_saliency": loss}
-        return StepOutput(total=add_alignment(loss, parts, outputs, self.pvla), parts=parts)
+        return StepOutput(total=self.add_alignment(loss, parts, outputs), parts=parts)
 
     @torch.no_grad()
     def predict(

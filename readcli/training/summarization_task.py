@@ -19,7 +19,7 @@ from readcli.data.how2 import How2Dataset, How2Limits
 from readcli.evaluation import rouge_scores
 from readcli.training.loop import EvalOutput, StepOutput, batches_of
 from readcli.training.step import count_normaliser
-from readcli.training.task_base import IndexedTask, add_alignment, wants_alignment
+from readcli.training.task_base import IndexedTask
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class SummarizationTask(IndexedTask):
         return self.collate(self.train, indices)
 
     def train_step(self, model: torch.nn.Module, batch: SummaryBatch, device: torch.device) -> StepOutput:
-        model.collect_block_states = wants_alignment(self.pvla)  # type: ignore[assignment]
+        model.collect_block_states = self.wants_alignment()  # type: ignore[assignment]
         labels = batch.labels.to(device)  # (B, R), -100 = padding
         outputs = model(**batch_inputs(batch, device), labels=labels)
         total: torch.Tensor = outputs["loss"]  # mean over this batch's target tokens
@@ -78,7 +78,7 @@ class SummarizationTask(IndexedTask):
                 / tokens
             )
         parts = {"loss_lm": total}
-        return StepOutput(total=add_alignment(total, parts, outputs, self.pvla), parts=parts)
+        return StepOutput(total=self.add_alignment(total, parts, outputs), parts=parts)
 
     @torch.no_grad()
     def predict(

@@ -22,6 +22,18 @@ class IndexedTask:
 
     train: Any
     val: Any
+    pvla: PVLASettings | None  # each task's own field: None trains without alignment
+
+    def wants_alignment(self) -> bool:
+        """Whether a step adds an alignment loss (the model must then collect its block states)."""
+        return wants_alignment(self.pvla)
+
+    def add_alignment(
+        self, total: torch.Tensor, parts: dict[str, torch.Tensor], outputs: Any
+    ) -> torch.Tensor:
+        """`total` plus the alignment loss on the forward's block states: PVLA here; a subclass may put
+        another alignment in its place (the demo's pooled distances of the paper's Table 9)."""
+        return add_alignment(total, parts, outputs, self.pvla)
 
     def train_index_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
         raise NotImplementedError

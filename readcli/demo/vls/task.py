@@ -22,20 +22,19 @@ import torch
 from readcli.adapters.accounting import count_parameters
 from readcli.adapters.inject import inject
 from readcli.backbones.vision_guided.checkpoint_io import load_vision_guided
-from readcli.data.collate import SummaryBatch
 from readcli.data.how2 import How2Dataset, How2Item, How2Limits, How2Split
 from readcli.demo.contract import DemoTask, RunScores, SourceReport, Split
 from readcli.demo.methods import DEMO_METHODS, demo_method
-from readcli.demo.pooled import pooled_distance
+from readcli.demo.pooled import add_pooled_alignment
 from readcli.demo.vls.config import VLSConfig
 from readcli.demo.vls.data import WordTokenizer, ensure_world, limits, target_splits, test_split
 from readcli.demo.vls.pretrain import ensure_pretrained
 from readcli.demo.vls.world import WORLDS
 from readcli.errors import InvalidValueError, choices_text
-from readcli.evaluation.rouge import ROUGE_TYPES
+from readcli.evaluation.rouge import ROUGE_TYPES, rouge_f1_per_pair
 from readcli.seeding import seed_everything
-from readcli.training.loop import EvalOutput, ProgressEvent, StepOutput, TrainSettings, train
-from readcli.training.summarization_task import SummarizationTask, batch_inputs
+from readcli.training.loop import EvalOutput, ProgressEvent, TrainSettings, train
+from readcli.training.summarization_task import SummarizationTask
 
 METRICS: tuple[str, ...] = ("ROUGE-L", "ROUGE-1", "ROUGE-2")  # the primary (finetune's rougeL) first
 _KEYS = {"ROUGE-1": "rouge1", "ROUGE-2": "rouge2", "ROUGE-L": "rougeL"}
@@ -51,14 +50,7 @@ DEFAULT_METHODS: tuple[str, ...] = (
 
 def per_example_rouge(predictions: list[str], references: list[str]) -> dict[str, np.ndarray]:
     """ROUGE F1 ×100 of each prediction against its reference: {"ROUGE-1": (Q,), ...}."""
-    # lazy: rouge-score pulls in nltk, needed only when a summary is scored
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
-    f1 = np.zeros((len(predictions), len(ROUGE_TYPES)))  # (Q, 3)
-    for i, (prediction, reference) in enumerate(zip(predictions, references, strict=True)):
-        scores = scorer.score(reference, prediction)  # rouge-score takes (target, prediction)
-        f1[i] = [scores[name].fmeasure for name in ROUGE_TYPES]
+    f1 = rouge_f1_per_pair(predictions, references)  # (Q, 3)
     return {metric: 100 * f1[:, ROUGE_TYPES.index(_KEYS[metric])] for metric in METRICS}
 
 
@@ -73,17 +65,15 @@ class _AdaptationTask(SummarizationTask):
     step_losses: list[float] = field(default_factory=list)
     alignment: str = "ot"  # "ot": PVLA as finetune runs it; a POOLED_KINDS entry: Table 9's distances
 
-    def train_step(self, model: torch.nn.Module, batch: SummaryBatch, device: torch.device) -> StepOutput:
+    def wants_alignment(self) -> bool:
+        return self.alignment != "ot" or super().wants_alignment()
+
+    def add_alignment(
+        self, total: torch.Tensor, parts: dict[str, torch.Tensor], outputs: Any
+    ) -> torch.Tensor:
         if self.alignment == "ot":
-            return super().train_step(model, batch, device)
-        # The same token loss as SummarizationTask (one process here), plus a pooled distance at every
-        # block in PVLA's place, weighted by PVLA's weight: what the grounding demo's rows do.
-        model.collect_block_states = True  # type: ignore[assignment]
-        outputs = model(**batch_inputs(batch, device), labels=batch.labels.to(device))
-        weight = self.pvla.weight if self.pvla is not None else 1.0
-        parts = {"loss_lm": outputs["loss"]}
-        parts["loss_align"] = weight * pooled_distance(outputs["block_states"], self.alignment)
-        return StepOutput(total=parts["loss_lm"] + parts["loss_align"], parts=parts)
+            return super().add_alignment(total, parts, outputs)
+        return add_pooled_alignment(total, parts, outputs, self.pvla, self.alignment)
 
     def record(self, event: ProgressEvent) -> None:
         if event.kind == "step":
